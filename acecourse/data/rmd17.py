@@ -1,0 +1,185 @@
+"""rMD17 ethanol, split 01: checked loading into ASE ``Atoms``.
+
+The revised MD17 data set (Christensen & von Lilienfeld, 2020) gives PBE/def2-SVP energies and
+forces.  Split 01 has 1,000 training and 1,000 test frames of ethanol in two ``.npz`` files.
+This module finds those files in a data directory, checks their SHA-256 against the published
+checksums, converts kcal/mol to eV with :mod:`ase.units`, and returns ASE ``Atoms``.
+
+Reference labels are stored in ``atoms.info["REF_energy"]`` (eV, total energy of the molecule)
+and ``atoms.arrays["REF_forces"]`` (eV/Å), names that cannot collide with the ``energy`` and
+``forces`` keys of an ASE calculator (mace-torch's ``--energy_key``/``--forces_key`` accept them).
+
+Where the files come from, in order: the ``data_dir`` argument, the environment variable
+``ACECOURSE_RMD17_DIR``, ``../shared/data/rmd17`` next to the repository (the course's offline
+mirror), and ``~/.cache/acecourse/rmd17``.  With ``download=True`` missing files are fetched from
+the public figshare record of rMD17 into the first of those directories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+
+ENV_VAR = "ACECOURSE_RMD17_DIR"
+"""Environment variable naming the directory that holds the rMD17 split files."""
+
+ENERGY_KEY = "REF_energy"
+FORCES_KEY = "REF_forces"
+
+#: SHA-256 of the split-01 files (copied from the mirror's SHA256SUMS).
+SHA256 = {
+    "rmd17_ethanol_train_01.npz": "096946747b8d9dcfa042b44f8debbd3da387dfe1586b659e3be789cc4927316a",
+    "rmd17_ethanol_test_01.npz": "c3594a0f93d5992e02f9eb671392fb2e5021b3fa4f902417886966d1e4f64e1e",
+}
+
+#: Public source: the rMD17 figshare record (article 12672038), a tar.bz2 with all molecules.
+RMD17_ARCHIVE_URL = "https://figshare.com/ndownloader/files/23950376"
+
+KCAL_PER_MOL = units.kcal / units.mol  # eV per (kcal/mol)
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class RMD17DataError(RuntimeError):
+    """The rMD17 files are missing, truncated or altered."""
+
+
+def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    if data_dir is not None:
+        return [Path(data_dir)]
+    dirs = []
+    if os.environ.get(ENV_VAR):
+        dirs.append(Path(os.environ[ENV_VAR]))
+    dirs.append(_REPO_ROOT.parent / "shared" / "data" / "rmd17")
+    dirs.append(Path.home() / ".cache" / "acecourse" / "rmd17")
+    return dirs
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Return the first candidate directory that holds both split files (or the first candidate).
+
+    Parameters
+    ----------
+    data_dir
+        Explicit directory; when given it is the only candidate.
+    """
+    candidates = _candidate_dirs(data_dir)
+    for d in candidates:
+        if all((d / name).is_file() for name in SHA256):
+            return d
+    return candidates[0]
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: Path) -> None:
+    """Raise :class:`RMD17DataError` unless ``path`` exists and has the published SHA-256."""
+    if not path.is_file():
+        raise RMD17DataError(
+            f"{path} not found: set {ENV_VAR} to the folder holding the rMD17 split files, "
+            "or call with download=True on a machine with internet"
+        )
+    digest = sha256_of(path)
+    if digest != SHA256[path.name]:
+        raise RMD17DataError(
+            f"{path} has SHA-256 {digest[:12]}…, expected {SHA256[path.name][:12]}… "
+            "(truncated or altered): delete it and download it again (download=True)"
+        )
+
+
+def download_rmd17(target_dir: str | os.PathLike, url: str = RMD17_ARCHIVE_URL) -> Path:
+    """Download the rMD17 archive and extract the ethanol split-01 files into ``target_dir``.
+
+    Needs internet; the archive is about 1 GB.  The extracted files are verified.
+    """
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url) as response:  # noqa: S310 (fixed https URL)
+        data = response.read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:bz2") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if name in SHA256:
+                fobj = tar.extractfile(member)
+                assert fobj is not None
+                (target / name).write_bytes(fobj.read())
+    for name in SHA256:
+        verify_file(target / name)
+    return target
+
+
+def load_rmd17_ethanol(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    indices: np.ndarray | list[int] | slice | None = None,
+    download: bool = False,
+) -> list[Atoms]:
+    """Load rMD17 ethanol split 01 as a list of ASE ``Atoms``.
+
+    Parameters
+    ----------
+    split
+        ``"train"`` (1,000 frames) or ``"test"`` (1,000 frames, disjoint from train).
+    data_dir
+        Folder holding ``rmd17_ethanol_{train,test}_01.npz``; see the module docstring for the
+        search order when omitted.
+    indices
+        Optional subset of frames (indices into the split, or a slice).
+    download
+        Fetch missing files from the public source (internet needed).
+
+    Returns
+    -------
+    list of Atoms
+        Positions in Å; ``info["REF_energy"]`` total energy in eV; ``arrays["REF_forces"]`` in
+        eV/Å; ``info["rmd17_index"]`` the frame's index in the split; ``info["config_type"]``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    name = f"rmd17_ethanol_{split}_01.npz"
+    directory = resolve_data_dir(data_dir)
+    path = directory / name
+    if download and not path.is_file():
+        download_rmd17(directory)
+    verify_file(path)
+    with np.load(path) as npz:
+        numbers = npz["nuclear_charges"].astype(int)
+        coords = npz["coords"]
+        energies = npz["energies"] * KCAL_PER_MOL
+        forces = npz["forces"] * KCAL_PER_MOL
+    frame_ids = np.arange(len(coords))
+    if indices is not None:
+        frame_ids = frame_ids[indices]
+    frames = []
+    for k in frame_ids:
+        atoms = Atoms(numbers=numbers, positions=coords[k])
+        atoms.info[ENERGY_KEY] = float(energies[k])
+        atoms.arrays[FORCES_KEY] = np.array(forces[k])
+        atoms.info["rmd17_index"] = int(k)
+        atoms.info["config_type"] = f"rmd17_{split}"
+        frames.append(atoms)
+    return frames
+
+
+def train_valid_split(
+    n_frames: int = 1000, n_valid: int = 50, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random split of the 1,000 training frames into train (950) and validation (50) indices."""
+    if not 0 < n_valid < n_frames:
+        raise ValueError(f"n_valid must be between 1 and {n_frames - 1}, got {n_valid}")
+    perm = np.random.default_rng(seed).permutation(n_frames)
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])

@@ -1,0 +1,50 @@
+"""The course's one figure style, and saving figures to ``figures/``.
+
+Every chapter calls :func:`use_course_style` once; figures that another page or the README
+uses are written with :func:`save_figure` so that the file in ``figures/`` is always produced by
+code in the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+FIGURES_DIR = Path(__file__).resolve().parents[1] / "figures"
+
+COLORS = {"C": "#4d4d4d", "H": "#1f77b4", "O": "#d62728"}
+"""Element colours used in every per-element plot."""
+
+
+def use_course_style() -> None:
+    """Apply the course's matplotlib style (font sizes, grid, colour cycle, dpi)."""
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 150,
+            "figure.figsize": (6.0, 4.0),
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 11,
+            "axes.titlesize": 12,
+            "legend.frameon": False,
+            "axes.prop_cycle": mpl.cycler(
+                color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+            ),
+        }
+    )
+
+
+def save_figure(fig: plt.Figure, name: str, directory: Path | None = None) -> Path:
+    """Save ``fig`` as ``figures/<name>.png`` (creating the folder) and return the path."""
+    if "/" in name or name.endswith(".png"):
+        raise ValueError(f"give a bare figure name without folder or extension, got {name!r}")
+    target = Path(directory) if directory is not None else FIGURES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
+    fig.savefig(path, bbox_inches="tight")
+    return path
