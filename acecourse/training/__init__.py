@@ -1,0 +1,13 @@
+"""Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, artifacts, benchmark.
+
+Command line: ``python -m acecourse.training --help``.
+"""
+
+from acecourse.training.config import PROFILES, TrainConfig, make_config  # noqa: F401
+from acecourse.training.trainer import (  # noqa: F401
+    TrainingError,
+    error_metrics,
+    load_trained_model,
+    loss_function,
+    train,
+)

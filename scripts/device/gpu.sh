@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# How the chapter's GPU runs were made, on a lent H100 with no internet (see the README of
+# 03_mace_architecture/04_training_mace).  The machine has Python 3.12 and torch (CUDA); the
+# wheels of mace-torch 0.3.16, e3nn 0.4.4, cuequivariance 0.13 and the rMD17 files travel in the
+# git-ignored folder .carry/ (whl/, ops.tar.xz, rmd17/).
+#   bash scripts/device/gpu.sh setup            install into /tmp/site (once per machine)
+#   bash scripts/device/gpu.sh bench            e3nn vs cuEquivariance step times -> $OUT
+#   bash scripts/device/gpu.sh train WALL SEEDS [--set ...]   train/resume runs for WALL seconds
+set -euo pipefail
+SITE=/tmp/site
+RUNS=/tmp/runs
+export PYTHONPATH=$SITE:$PWD
+export ACECOURSE_RMD17_DIR=$PWD/.carry/rmd17
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" "$RUNS"
+case "$1" in
+  setup)
+    if [ ! -f $SITE/.installed ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --target $SITE .carry/whl/*.whl
+      tar -xJf .carry/ops.tar.xz -C /tmp
+      touch $SITE/.installed
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "import torch, e3nn, mace, cuequivariance_torch, cuequivariance_ops_torch; \
+print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cueq', cuequivariance_torch.__version__, torch.cuda.get_device_name())"
+    ;;
+  bench)
+    python3 -m acecourse.training benchmark --profile full --steps ${STEPS:-60} \
+      --out "$OUT/benchmark_e3nn_vs_cueq.json" 2>&1 | grep -v -i warn | tail -40
+    ;;
+  train)
+    wall=$2; seeds=$3; shift 3
+    pids=()
+    for seed in ${seeds//,/ }; do
+      python3 -m acecourse.training train --profile full --out $RUNS/seed$seed \
+        --set seed=$seed max_wall_s=$wall progress=false "$@" > $RUNS/seed$seed.log 2>&1 &
+      pids+=($!)
+    done
+    rc=0
+    for pid in "${pids[@]}"; do wait $pid || rc=$?; done
+    for seed in ${seeds//,/ }; do
+      tail -5 $RUNS/seed$seed.log
+      tail -3 $RUNS/seed$seed/metrics.csv || true
+      tar -cf "$OUT/seed$seed.tar" -C $RUNS --exclude checkpoint.pt --exclude '*.tmp' seed$seed seed$seed.log
+    done
+    exit $rc
+    ;;
+  *) echo "usage: $0 setup|bench|train WALL SEEDS" >&2; exit 2 ;;
+esac
