@@ -1,0 +1,27 @@
+"""MACE dissected and rebuilt (chapter 03): blocks, model, weight loader, graphs."""
+
+# e3nn 0.4.4 reads its constants with ``torch.load``, which torch >= 2.6 refuses by default;
+# importing mace first sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (as mace-torch always does).
+import mace  # noqa: F401, I001
+
+from acecourse.mace.blocks import (  # noqa: F401
+    ElementLinear,
+    Interaction,
+    NonLinearReadout,
+    ProductBasis,
+    RadialEmbedding,
+    RadialMLP,
+    SymmetricContraction,
+    bessel_basis,
+    coupling_tensor,
+    channelwise_tp_irreps,
+    polynomial_cutoff,
+)
+from acecourse.mace.graph import atoms_to_inputs, mace_batch, neighbour_graph  # noqa: F401
+from acecourse.mace.model import (  # noqa: F401
+    CourseMACE,
+    MACEConfig,
+    build_mace_torch,
+    count_parameters,
+    load_mace_weights,
+)
