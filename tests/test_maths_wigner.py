@@ -1,0 +1,65 @@
+"""Tests of acecourse.maths.wigner: definition, group properties, e3nn, characters."""
+
+import numpy as np
+
+from acecourse.maths.rotations import axis_angle_to_matrix, random_rotation
+from acecourse.maths.spherical_harmonics import irrep_slice, real_spherical_harmonics
+from acecourse.maths.wigner import wigner_D, wigner_D_e3nn
+
+L_MAX = 6
+
+
+def test_defining_property():
+    rng = np.random.default_rng(0)
+    r = rng.standard_normal((25, 3))
+    for R in random_rotation(rng, n=3):
+        Y, Yrot = real_spherical_harmonics(L_MAX, r), real_spherical_harmonics(L_MAX, r @ R.T)
+        for l in range(L_MAX + 1):
+            D = wigner_D(l, R)
+            np.testing.assert_allclose(
+                Yrot[:, irrep_slice(l)], Y[:, irrep_slice(l)] @ D.T, atol=1e-12
+            )
+
+
+def test_homomorphism_orthogonality_identity():
+    rng = np.random.default_rng(1)
+    for l in range(L_MAX + 1):
+        R1, R2 = random_rotation(rng), random_rotation(rng)
+        D1, D2, D12 = wigner_D(l, R1), wigner_D(l, R2), wigner_D(l, R1 @ R2)
+        assert np.abs(D12 - D1 @ D2).max() < 1e-12
+        assert np.abs(D1 @ D1.T - np.eye(2 * l + 1)).max() < 1e-12
+        assert np.abs(wigner_D(l, R1.T) - D1.T).max() < 1e-12
+        assert np.abs(wigner_D(l, np.eye(3)) - np.eye(2 * l + 1)).max() < 1e-12
+        assert abs(np.linalg.det(D1) - 1) < 1e-12
+
+
+def test_l1_is_the_rotation_in_yzx_order():
+    R = random_rotation(np.random.default_rng(2))
+    perm = [1, 2, 0]  # (y, z, x)
+    np.testing.assert_allclose(wigner_D(1, R), R[np.ix_(perm, perm)], atol=1e-14)
+
+
+def test_batched():
+    Rs = random_rotation(np.random.default_rng(3), n=4)
+    D = wigner_D(3, Rs)
+    assert D.shape == (4, 7, 7)
+    np.testing.assert_allclose(D[2], wigner_D(3, Rs[2]), atol=1e-15)
+
+
+def test_agrees_with_e3nn_including_parity():
+    rng = np.random.default_rng(4)
+    for l in range(L_MAX + 1):
+        R = random_rotation(rng)
+        np.testing.assert_allclose(wigner_D(l, R), wigner_D_e3nn(l, R), atol=1e-12)
+        # inversion: Y_l(-r) = (-1)^l Y_l(r), e3nn's Irrep(l, (-1)^l) has the same parity
+        np.testing.assert_allclose(wigner_D(l, -R), (-1) ** l * wigner_D(l, R), atol=1e-12)
+        np.testing.assert_allclose(wigner_D(l, -R), wigner_D_e3nn(l, -R, (-1) ** l), atol=1e-12)
+
+
+def test_characters():
+    rng = np.random.default_rng(5)
+    for l in range(L_MAX + 1):
+        for theta in rng.uniform(0.1, np.pi, size=3):
+            R = axis_angle_to_matrix(rng.standard_normal(3), theta)
+            chi = np.sin((l + 0.5) * theta) / np.sin(theta / 2)
+            assert abs(np.trace(wigner_D(l, R)) - chi) < 1e-12
