@@ -128,3 +128,23 @@ def test_symmetric_contraction_is_symmetric_polynomial():
             ws[0].zero_()
             ws[2].zero_()
     assert torch.allclose(sc(2.0 * a, element), 4.0 * sc(a, element), atol=1e-12)
+
+
+def test_one_layer_model_matches_mace(frames):
+    """A single interaction: mace keeps the linear readout (no MLP) — the body-order setting."""
+    config = cm.MACEConfig(hidden_irreps="8x0e+8x1o", max_ell=2, correlation=2,
+                           num_interactions=1, radial_MLP=[16, 16])
+    de, df = _compare(config, frames[:1])
+    assert de < 1e-10 and df < 1e-10, (de, df)
+
+
+def test_coupling_counts_agree_with_characters():
+    """Rank of the symmetrised U tensors = multiplicity of L in the symmetric power (characters)."""
+    from e3nn import o3
+
+    expected = {(2, 0): 3, (2, 1): 2, (2, 2): 3, (3, 0): 5, (3, 1): 5, (3, 2): 6}
+    irreps = str(o3.Irreps.spherical_harmonics(2))
+    for (nu, L), count in expected.items():
+        assert cm.symmetric_coupling_count(2, nu, L) == count
+        u = cm.coupling_tensor(irreps, f"{L}{'eo'[L % 2]}", nu, torch.float64)
+        assert cm.independent_couplings(u) == count

@@ -17,6 +17,7 @@ from acecourse.mace.blocks import (  # noqa: F401
     channelwise_tp_irreps,
     polynomial_cutoff,
 )
+from acecourse.mace.counting import independent_couplings, symmetric_coupling_count  # noqa: F401
 from acecourse.mace.graph import atoms_to_inputs, mace_batch, neighbour_graph  # noqa: F401
 from acecourse.mace.model import (  # noqa: F401
     CourseMACE,

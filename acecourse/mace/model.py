@@ -94,7 +94,7 @@ class CourseMACE(torch.nn.Module):
                             c.num_bessel, list(c.radial_MLP), c.avg_num_neighbors, residual)
             )
             self.products.append(ProductBasis(target, out_irreps, c.correlation, c.num_elements))
-            if last:
+            if last and t > 0:  # mace: a single-layer model keeps the linear readout
                 self.readouts.append(NonLinearReadout(out_irreps, o3.Irreps(c.MLP_irreps)))
             else:
                 self.readouts.append(o3.Linear(out_irreps, o3.Irreps("0e")))
