@@ -1,0 +1,171 @@
+"""Shared machinery of the course's test session.
+
+One ``pytest`` session runs, in this order: the unit tests of the package, every notebook of the
+table of contents (``test_notebooks.py``, each executed once in a clean kernel), then the browser
+test of the site (``test_site.py``), which builds the book from the notebooks executed earlier in
+the same session.  The terminal summary prints the wall time of each stage and of each notebook.
+
+Environment
+-----------
+ACECOURSE_TOC
+    Table of contents to test instead of ``_toc.yml`` (development only; see
+    ``scripts/toc_existing.py``).
+ACECOURSE_CELL_TIMEOUT
+    Per-cell timeout of notebook execution in seconds (default 1200).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TOC_PATH = Path(os.environ.get("ACECOURSE_TOC", ROOT / "_toc.yml")).resolve()
+BUILD_ROOT = ROOT / "_build"
+TEST_SRC = BUILD_ROOT / "test_src"  # book sources with the executed notebooks
+TEST_HTML = TEST_SRC / "_build" / "html"
+ARTIFACTS = ROOT / "test-artifacts"
+CELL_TIMEOUT = int(os.environ.get("ACECOURSE_CELL_TIMEOUT", "1200"))
+DOC_SUFFIXES = (".ipynb", ".md")
+
+STAGE_ORDER = {"unit tests": 0, "notebooks": 1, "browser test": 2}
+STAGE_SECONDS: dict[str, float] = defaultdict(float)
+NOTEBOOK_SECONDS: dict[str, float] = {}
+NOTEBOOK_OK: dict[str, bool] = {}
+
+
+# --------------------------------------------------------------------------- table of contents
+def toc_docnames(toc_path: Path = TOC_PATH) -> list[str]:
+    """Every ``file`` entry of a Jupyter Book toc (root first), in reading order, without suffix."""
+    toc = yaml.safe_load(toc_path.read_text())
+    names = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return [str(Path(n).with_suffix("")) if Path(n).suffix in DOC_SUFFIXES else n for n in names]
+
+
+def source_of(docname: str) -> Path | None:
+    """The existing source file of a toc entry, or None."""
+    for suffix in DOC_SUFFIXES:
+        path = ROOT / f"{docname}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def toc_notebooks(toc_path: Path = TOC_PATH) -> list[str]:
+    """Paths (relative to the repository) of the notebooks of the toc.
+
+    An entry whose file does not exist is counted as a notebook, so that its test fails.
+    """
+    notebooks = []
+    for name in toc_docnames(toc_path):
+        source = source_of(name)
+        if source is None or source.suffix == ".ipynb":
+            notebooks.append(f"{name}.ipynb")
+    return notebooks
+
+
+# --------------------------------------------------------------------------- notebook execution
+def execute_notebook(relpath: str) -> float:
+    """Execute a notebook top to bottom in a fresh kernel and save it under ``TEST_SRC``.
+
+    The kernel's working directory is the notebook's folder and its environment has
+    ``ACECOURSE_CI=1``.  The executed notebook (also a partly executed one, on failure) is
+    written to ``_build/test_src/<relpath>`` for the site build.  Returns the wall time in s;
+    raises ``nbclient.exceptions.CellExecutionError`` (or a timeout) on failure.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = ROOT / relpath
+    if not source.is_file():
+        NOTEBOOK_OK[relpath] = False
+        pytest.fail(f"{relpath} is listed in {TOC_PATH.name} but does not exist", pytrace=False)
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(source.parent)}},
+    )
+    os.environ["ACECOURSE_CI"] = "1"  # inherited by the kernel
+    start = time.perf_counter()
+    ok = False
+    try:
+        client.execute()
+        ok = True
+    finally:
+        seconds = time.perf_counter() - start
+        NOTEBOOK_SECONDS[relpath] = seconds
+        NOTEBOOK_OK[relpath] = ok
+        target = TEST_SRC / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+    return seconds
+
+
+# --------------------------------------------------------------------------- session hooks
+def stage_of(item: pytest.Item) -> str:
+    name = Path(str(item.fspath)).name
+    if name == "test_notebooks.py":
+        return "notebooks"
+    if name == "test_site.py":
+        return "browser test"
+    return "unit tests"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Fresh sources for the test build: no executed notebook from an earlier run is reused.
+    if TEST_SRC.exists():
+        shutil.rmtree(TEST_SRC)
+    TEST_SRC.mkdir(parents=True)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config, items: list[pytest.Item]
+) -> None:
+    # Unit tests first, then the notebooks, then the site built from them (stable sort).
+    items.sort(key=lambda item: STAGE_ORDER[stage_of(item)])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    start = time.perf_counter()
+    yield
+    STAGE_SECONDS[stage_of(item)] += time.perf_counter() - start
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    tr = terminalreporter
+    if NOTEBOOK_SECONDS:
+        tr.section("notebook wall times")
+        for path, seconds in NOTEBOOK_SECONDS.items():
+            status = "ok" if NOTEBOOK_OK.get(path) else "FAILED"
+            tr.write_line(f"{seconds:8.1f} s  {status:6s}  {path}")
+        tr.write_line(f"{sum(NOTEBOOK_SECONDS.values()):8.1f} s  total")
+    tr.section("stage wall times")
+    build = STAGE_SECONDS.get("book build", 0.0)
+    rows = [
+        ("unit tests", STAGE_SECONDS.get("unit tests", 0.0)),
+        ("notebooks", STAGE_SECONDS.get("notebooks", 0.0)),
+        ("book build", build),
+        ("browser test", max(STAGE_SECONDS.get("browser test", 0.0) - build, 0.0)),
+    ]
+    for name, seconds in rows:
+        tr.write_line(f"{seconds:8.1f} s  {name}")
