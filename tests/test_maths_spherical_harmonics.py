@@ -84,7 +84,7 @@ def test_quadrature_too_coarse_is_detected():
 def test_matches_scipy_after_complex_to_real():
     r = _random_directions(50, seed=1)
     theta = np.arccos(r[:, 2])
-    phi = np.arctan2(r[:, 1], r[:, 0])
+    phi = np.mod(np.arctan2(r[:, 1], r[:, 0]), 2 * np.pi)  # scipy wants phi in [0, 2 pi]
     Y = real_spherical_harmonics(L_MAX, r)
     Yc = complex_spherical_harmonics(L_MAX, r)
     for l in range(L_MAX + 1):
