@@ -1,0 +1,22 @@
+"""Equivariant neural networks with e3nn: radial basis, interaction layer, potential, trainer.
+
+Modules
+-------
+``radial``
+    Bessel radial basis with a smooth polynomial cutoff (NequIP's choice).
+``tensor_product``
+    A tensor product written by hand from the course's real coupling tensors, equal to e3nn's.
+``interaction``
+    A NequIP-style equivariant interaction layer and a small interatomic potential built from it.
+``graph``
+    Batches of molecules as graphs (edges within a cutoff).
+``trainer``
+    A small trainer on energies and forces (forces by automatic differentiation).
+
+Importing this package allow-lists ``slice`` for ``torch.load`` so that e3nn 0.4.4 can read its
+constants under torch >= 2.6 (see :mod:`acecourse.equivariance`).
+"""
+
+import torch
+
+torch.serialization.add_safe_globals([slice])
