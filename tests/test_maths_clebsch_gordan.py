@@ -25,7 +25,7 @@ L_MAX = 4
 
 
 def test_equals_sympy_for_all_l_up_to_4():
-    """Every l1, l2 <= 4, every L in 0..l1+l2+1, every m1, m2, M (including the zeros)."""
+    """Every l1, l2 <= 4, every L in 0..l1+l2+1, every m1, m2, M (37,800 values, ~5 s)."""
     worst = 0.0
     count = 0
     for l1 in range(L_MAX + 1):
@@ -34,13 +34,10 @@ def test_equals_sympy_for_all_l_up_to_4():
                 for m1 in range(-l1, l1 + 1):
                     for m2 in range(-l2, l2 + 1):
                         for M in range(-L, L + 1):
-                            if (
-                                M == m1 + m2 or (m1 + m2 - M) % 7 == 0
-                            ):  # all nonzero + sampled zeros
-                                ref = float(CG(l1, m1, l2, m2, L, M).doit())
-                                worst = max(worst, abs(ref - clebsch_gordan(l1, m1, l2, m2, L, M)))
-                                count += 1
-    assert count > 3000
+                            ref = float(CG(l1, m1, l2, m2, L, M).doit())
+                            worst = max(worst, abs(ref - clebsch_gordan(l1, m1, l2, m2, L, M)))
+                            count += 1
+    assert count == 37800
     assert worst <= 1e-12, worst
 
 

@@ -13,8 +13,9 @@ All functions work in float64.  The conventions are stated in each module docstr
 ``CONTRIBUTING.md``.
 """
 
+# ``clebsch_gordan`` (the function) is deliberately not re-exported here: the name belongs to the
+# submodule, ``from acecourse.maths.clebsch_gordan import clebsch_gordan``.
 from acecourse.maths.clebsch_gordan import (
-    clebsch_gordan,
     clebsch_gordan_tensor,
     real_coupling_tensor,
 )
@@ -40,7 +41,6 @@ from acecourse.maths.wigner import wigner_D
 __all__ = [
     "associated_legendre",
     "axis_angle_to_matrix",
-    "clebsch_gordan",
     "clebsch_gordan_tensor",
     "complex_to_real_matrix",
     "e3nn_to_course_basis",
