@@ -11,6 +11,6 @@ echo "stage set-up: $((SECONDS - t0)) s"
 . .venv/bin/activate
 export ACECOURSE_CI=1
 status=0
-python -m pytest "$@" || status=$?
+python -m pytest -ra "$@" || status=$?
 echo "run_tests: total $((SECONDS - t0)) s, pytest exit status $status"
 exit $status
