@@ -130,6 +130,7 @@ class CourseMACE(torch.nn.Module):
         -------
         dict
             ``energy`` ``(n_graphs,)`` eV, ``node_energy`` ``(n_nodes,)`` eV (E0 included),
+            ``node_interaction_energy`` ``(n_nodes,)`` eV (scaled and shifted, without E0),
             ``forces`` ``(n_nodes, 3)`` eV/Å (``-dE/dr``) when ``compute_forces``.
         """
         keep = intermediates if intermediates is not None else {}
@@ -165,7 +166,7 @@ class CourseMACE(torch.nn.Module):
         node_energy = node_e0 + node_inter
         energy = torch.zeros(num_graphs, dtype=positions.dtype, device=positions.device)
         energy = energy.index_add(0, batch, node_energy)
-        out = {"energy": energy, "node_energy": node_energy}
+        out = {"energy": energy, "node_energy": node_energy, "node_interaction_energy": node_inter}
         if compute_forces:
             (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)
             out["forces"] = -grad
