@@ -18,9 +18,9 @@ import torch
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import make_batches
 from acecourse.training.model import build_model, parameter_groups, to_cueq
+from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer import (
     device_name,
-    loss_function,
     prepare_data,
     resolve_device,
     software_versions,
@@ -32,26 +32,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(model, batches, config: TrainConfig, steps: int, device) -> dict[str, float]:
-    """Median and mean wall time (ms) of training steps after a warm-up."""
-    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, amsgrad=True)
+def time_steps(
+    model, batches, config: TrainConfig, steps: int, device, use_graph: bool = False
+) -> dict[str, float]:
+    """Median and mean wall time (ms) of full training steps (with EMA) after a warm-up."""
+    groups = parameter_groups(model, config)
+    if use_graph:
+        for group in groups:
+            group["lr"] = torch.tensor(config.lr, device=device)
+    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=True, capturable=use_graph)
+    runner = StepRunner(model, optimizer, EMA(model.parameters(), 0.99), config.clip_grad, use_graph)
+    runner.set_loss_weights(config.energy_weight, config.forces_weight)
     generator = torch.Generator().manual_seed(0)
-    iterator = batches.iterate(config.batch_size, shuffle=True, generator=generator)
-    times = []
+    order = torch.randperm(len(batches), generator=generator)
+    times, losses = [], []
     for step in range(steps + 10):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = batches.iterate(config.batch_size, shuffle=True, generator=generator)
-            batch = next(iterator)
+        start = (step * config.batch_size) % (len(batches) - config.batch_size)
+        batch = batches.batch(order[start : start + config.batch_size])
         _sync(device)
         t0 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        pred = model(batch, training=True, compute_force=True)
-        loss = loss_function(pred, batch, config.energy_weight, config.forces_weight)
-        loss.backward()
-        optimizer.step()
+        loss = runner.step(batch)
         _sync(device)
+        losses.append(float(loss))
         if step >= 10:
             times.append(time.perf_counter() - t0)
     times_t = torch.tensor(times)
@@ -61,6 +63,7 @@ def time_steps(model, batches, config: TrainConfig, steps: int, device) -> dict[
         "mean_ms_per_step": float(times_t.mean()) * 1e3,
         "steps_per_epoch": steps_per_epoch,
         "epoch_s_from_median": float(times_t.median()) * steps_per_epoch,
+        "losses": losses,
     }
 
 
@@ -86,24 +89,37 @@ def benchmark(
     for backend in backends:
         if backend == "cueq":
             model = to_cueq(reference, device=device.type).to(device)
-        elif backend == "e3nn":
-            model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-            model.load_state_dict(reference.state_dict())
-            model = model.to(device)
+        elif backend in ("e3nn", "e3nn+graph", "cueq+graph"):
+            if backend == "cueq+graph":
+                model = to_cueq(reference, device=device.type).to(device)
+            else:
+                model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+                model.load_state_dict(reference.state_dict())
+                model = model.to(device)
         else:
             raise ValueError(f"unknown backend {backend!r}")
         pred = model(probe, training=False, compute_force=True)
         outputs[backend] = (pred["energy"].detach().double(), pred["forces"].detach().double())
-        result["backends"][backend] = time_steps(model, batches, config, steps, device)
+        try:
+            result["backends"][backend] = time_steps(
+                model, batches, config, steps, device, use_graph=backend.endswith("+graph")
+            )
+        except Exception as err:  # noqa: BLE001 (record why a path failed, go on with the rest)
+            result["backends"][backend] = {"error": f"{type(err).__name__}: {err}"}
         del model
-    if len(outputs) == 2:
-        (e1, f1), (e2, f2) = outputs.values()
+    if "e3nn" in outputs and "cueq" in outputs:
+        (e1, f1), (e2, f2) = outputs["e3nn"], outputs["cueq"]
         result["max_abs_energy_difference_eV"] = float((e1 - e2).abs().max())
         result["max_abs_force_difference_eV_per_A"] = float((f1 - f2).abs().max())
-    if {"e3nn", "cueq"} <= set(result["backends"]):
-        result["speedup_cueq_over_e3nn"] = (
-            result["backends"]["e3nn"]["median_ms_per_step"]
-            / result["backends"]["cueq"]["median_ms_per_step"]
+    timed = {k: v for k, v in result["backends"].items() if "median_ms_per_step" in v}
+    if "e3nn" in timed:
+        result["speedup_over_e3nn"] = {
+            k: timed["e3nn"]["median_ms_per_step"] / v["median_ms_per_step"] for k, v in timed.items()
+        }
+    if "e3nn" in timed and "e3nn+graph" in timed:
+        a, b = timed["e3nn"]["losses"], timed["e3nn+graph"]["losses"]
+        result["graph_vs_eager_max_relative_loss_difference"] = max(
+            abs(x - y) / abs(x) for x, y in zip(a, b)
         )
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     Path(out_file).write_text(json.dumps(result, indent=2) + "\n")

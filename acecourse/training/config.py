@@ -58,8 +58,10 @@ class TrainConfig:
     # execution
     device: str = "auto"  # "auto", "cpu" or "cuda"
     backend: str = "e3nn"  # "e3nn" or "cueq" (mace-torch's cuEquivariance path; GPU)
+    cuda_graph: bool = False  # record the training step as a CUDA graph (GPU, static batches)
     checkpoint_every: int = 5  # epochs
     max_wall_s: float | None = None  # stop cleanly (with a checkpoint) after this many seconds
+    at_wall: str = "pause"  # at max_wall_s: "pause" (resumable) or "finish" (evaluate and end)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class TrainConfig:
 PROFILES: dict[str, dict[str, Any]] = {
     # Paper settings (appendix A.5.1); epochs and stage two chosen for the device budget, see
     # the chapter 03_mace_architecture/04_training_mace for why.
-    "full": dict(device="cuda", backend="cueq"),
+    "full": dict(device="cuda", backend="e3nn", cuda_graph=True),
     # The CI profile: a real, shrunk run on the CPU.
     "ci": dict(
         n_train=40,

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch_ema import ExponentialMovingAverage
 
 from acecourse.data.rmd17 import load_rmd17_ethanol, train_valid_split
 from acecourse.training.config import TrainConfig
@@ -44,6 +43,8 @@ from acecourse.training.data import (
     to_atomic_data,
 )
 from acecourse.training.model import build_model, count_parameters, parameter_groups, to_cueq
+from acecourse.training.steps import EMA, StepRunner
+from acecourse.training.trainer_loss import loss_function  # noqa: F401 (re-export)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRIC_FIELDS = [
@@ -79,23 +80,6 @@ def resolve_device(config: TrainConfig) -> torch.device:
     if config.backend == "cueq" and config.device == "cpu":
         raise TrainingError("backend cueq needs device cuda; use --set backend=e3nn on the CPU")
     return torch.device(config.device)
-
-
-def loss_function(
-    pred: dict[str, torch.Tensor],
-    batch: dict[str, torch.Tensor],
-    energy_weight: float,
-    forces_weight: float,
-) -> torch.Tensor:
-    """mace-torch's ``WeightedEnergyForcesLoss`` with unit configuration weights.
-
-    ``λE · mean_graphs((ΔE / N_atoms)²) + λF · mean_components(ΔF²)``, energies in eV, forces
-    in eV/Å.
-    """
-    n_atoms = (batch["ptr"][1:] - batch["ptr"][:-1]).to(pred["energy"].dtype)
-    energy_term = torch.mean(torch.square((batch["energy"] - pred["energy"]) / n_atoms))
-    forces_term = torch.mean(torch.square(batch["forces"] - pred["forces"]))
-    return energy_weight * energy_term + forces_weight * forces_term
 
 
 def predict(model: torch.nn.Module, batches, batch_size: int) -> dict[str, np.ndarray]:
@@ -284,13 +268,20 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
         model = to_cueq(model, device=device.type)
     model = model.to(device)
 
+    use_graph = bool(config.cuda_graph)
+    if use_graph and device.type != "cuda":
+        raise TrainingError("cuda_graph needs device cuda; use --set cuda_graph=false on the CPU")
+    groups = parameter_groups(model, config)
+    if use_graph:  # learning rates as device tensors, so a recorded step sees changes
+        for group in groups:
+            group["lr"] = torch.tensor(config.lr, device=device, dtype=dtype)
     optimizer = torch.optim.Adam(
-        parameter_groups(model, config), lr=config.lr, amsgrad=config.amsgrad
+        groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph
     )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.scheduler_patience
     )
-    ema = ExponentialMovingAverage(model.parameters(), decay=config.ema_decay)
+    ema = EMA(model.parameters(), decay=config.ema_decay)
 
     history: list[dict] = []
     sessions: list[dict] = []
@@ -300,7 +291,8 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         if state["config"] != config.to_dict():
             changed = sorted(k for k in state["config"] if state["config"][k] != config.to_dict()[k])
-            allowed = {"max_wall_s", "progress", "checkpoint_every", "max_epochs", "stage_two_start"}
+            allowed = {"max_wall_s", "at_wall", "progress", "checkpoint_every", "max_epochs",
+                       "stage_two_start"}
             if not set(changed) <= allowed:
                 raise TrainingError(
                     f"checkpoint {ckpt_path} was written with other settings ({', '.join(changed)}): "
@@ -361,6 +353,9 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
                      "wall_time_s": sum(s["wall_time_s"] for s in sessions),
                      "status": "running"}, out / "run.json")
 
+    if use_graph and not run_info["static_batches"]:
+        raise TrainingError("cuda_graph needs identical graphs in every batch (StaticBatches)")
+    runner = StepRunner(model, optimizer, ema, config.clip_grad, use_graph)
     stop = _StopFlag()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     last_ckpt = time.perf_counter()
@@ -380,23 +375,15 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             t_epoch = time.perf_counter()
             stage_two = config.stage_two_start is not None and epoch_index >= config.stage_two_start
             if stage_two and (not history or history[-1]["stage"] == 1):
-                for group in optimizer.param_groups:
-                    group["lr"] = config.stage_two_lr
+                runner.set_lr(config.stage_two_lr)
             w_e = config.stage_two_energy_weight if stage_two else config.energy_weight
             w_f = config.stage_two_forces_weight if stage_two else config.forces_weight
+            runner.set_loss_weights(w_e, w_f)
 
             model.train()
-            total, count = torch.zeros((), device=device), 0
+            total, count = torch.zeros((), device=device, dtype=dtype), 0
             for batch in train_batches.iterate(config.batch_size, shuffle=True, generator=generator):
-                optimizer.zero_grad(set_to_none=True)
-                pred = model(batch, training=True, compute_force=True)
-                loss = loss_function(pred, batch, w_e, w_f)
-                loss.backward()
-                if config.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-                optimizer.step()
-                ema.update()
-                total += loss.detach()
+                total += runner.step(batch)
                 count += 1
                 if stop.stop:
                     break
@@ -416,12 +403,13 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             ) + w_f * float(np.mean((valid["forces_pred"] - valid["forces_ref"]) ** 2))
             if not stage_two:
                 scheduler.step(valid_loss)
+                runner.set_lr(float(optimizer.param_groups[0]["lr"]))
             epoch = epoch_index + 1
             history.append(
                 {
                     "epoch": epoch,
                     "stage": 2 if stage_two else 1,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": float(optimizer.param_groups[0]["lr"]),
                     "energy_weight": w_e,
                     "forces_weight": w_f,
                     "train_loss": train_loss,
@@ -449,13 +437,15 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
                 last_ckpt = time.perf_counter()
             if config.max_wall_s is not None and elapsed + 2 * history[-1]["epoch_time_s"] > config.max_wall_s:
                 if epoch < config.max_epochs:
-                    status = "paused"
+                    status = "paused" if config.at_wall == "pause" else "finished_at_wall_time"
                     break
         bar.close()
     finally:
         for s, handler in old_handlers.items():
             signal.signal(s, handler)
 
+    run_info["cuda_graph_used"] = runner.graph is not None
+    run_info["cuda_graph_error"] = runner.capture_error
     if status == "paused":
         save_checkpoint(epoch)
         return {"status": status, "epoch": epoch, "output_dir": str(out)}
@@ -465,7 +455,7 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
     session["wall_time_s"] = time.perf_counter() - t_session
     _write_json(
         {**run_info, "sessions": sessions, "epochs_completed": epoch,
-         "wall_time_s": sum(s["wall_time_s"] for s in sessions), "status": "finished"},
+         "wall_time_s": sum(s["wall_time_s"] for s in sessions), "status": status},
         out / "run.json",
     )
     return {"status": status, "epoch": epoch, "test": test, "output_dir": str(out)}

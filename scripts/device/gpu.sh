@@ -27,7 +27,8 @@ print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cueq', cuequivarian
     ;;
   bench)
     python3 -m acecourse.training benchmark --profile full --steps ${STEPS:-60} \
-      --out "$OUT/benchmark_e3nn_vs_cueq.json" 2>&1 | grep -v -i warn | tail -40
+      --backends ${BACKENDS:-e3nn,e3nn+graph,cueq} --out "$OUT/benchmark.json" > $RUNS/bench.log 2>&1 || true
+    python3 -c "import json; d=json.load(open('$OUT/benchmark.json')); [print(k, {a: b for a, b in v.items() if a != 'losses'}) for k, v in d['backends'].items()]; print({k: v for k, v in d.items() if k.startswith(('speed', 'graph', 'max_abs'))})" || tail -30 $RUNS/bench.log
     ;;
   train)
     wall=$2; seeds=$3; shift 3
