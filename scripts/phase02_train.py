@@ -12,6 +12,7 @@ The code is the notebook's: :func:`acecourse.nn.trainer.compare_l_max`.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import platform
 import time
@@ -20,9 +21,18 @@ from pathlib import Path
 
 import torch
 
-from acecourse.nn.trainer import TrainingSettings, compare_l_max
+from acecourse.nn.trainer import MATCHED_MULTIPLICITIES, TrainingSettings, compare_l_max
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_one(settings: TrainingSettings, l_max: int, threads: int) -> dict:
+    """Train the model of one ``L`` (in a worker process) and return its JSON-able result."""
+    torch.set_num_threads(threads)
+    (result,) = compare_l_max(settings, {l_max: MATCHED_MULTIPLICITIES[l_max]}, progress=False)
+    result.pop("model")
+    print(f"{result['label']} done in {result['seconds']:.0f} s", flush=True)
+    return result
 
 
 def main() -> None:
@@ -34,22 +44,29 @@ def main() -> None:
             type=type(getattr(defaults, field.name)),
             default=getattr(defaults, field.name),
         )
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per model")
+    parser.add_argument("--jobs", type=int, default=1, help="models trained in parallel processes")
+    parser.add_argument("--l-max", type=int, nargs="+", default=sorted(MATCHED_MULTIPLICITIES))
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts/phase02/lmax_comparison.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = TrainingSettings(**{f.name: getattr(args, f.name) for f in fields(TrainingSettings)})
     start = time.time()
-    results = compare_l_max(settings)
-    for result in results:
-        result.pop("model")
+    if args.jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(train_one, settings, l, args.threads) for l in args.l_max]
+            results = [future.result() for future in futures]
+    else:
+        results = [train_one(settings, l, args.threads) for l in args.l_max]
     record = {
         "command": "python scripts/phase02_train.py "
         + " ".join(
             f"--{f.name.replace('_', '-')} {getattr(args, f.name)}" for f in fields(settings)
-        ),
+        )
+        + f" --threads {args.threads} --jobs {args.jobs}",
         "torch": torch.__version__,
         "threads": args.threads,
+        "jobs": args.jobs,
         "machine": platform.machine(),
         "total_seconds": time.time() - start,
         "results": results,

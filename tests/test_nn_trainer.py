@@ -1,0 +1,29 @@
+"""The trainer reduces the test force error on a few ethanol frames (a quick real run)."""
+
+import torch
+
+from acecourse.nn.trainer import (
+    TrainingSettings,
+    energy_shift_and_scale,
+    load_ethanol_subsets,
+    subset_indices,
+    train_potential,
+)
+
+
+def test_subsets_are_nested():
+    small, large = subset_indices(1000, 10, 0), subset_indices(1000, 50, 0)
+    assert list(small) == list(large[:10]) and len(set(large)) == 50
+
+
+def test_training_learns():
+    torch.set_num_threads(1)
+    settings = TrainingSettings(n_train=20, n_test=10, epochs=6, batch_size=2, learning_rate=2e-2)
+    train, test = load_ethanol_subsets(settings)
+    shift, scale = energy_shift_and_scale(train)
+    assert -600 < shift < -300 and 0.3 < scale < 3.0  # eV per atom, eV/Å
+    result = train_potential(
+        {"l_max": 1, "multiplicities": 4}, train, test, settings, progress=False
+    )
+    curve = result["history"]["test_forces_mae_meV_per_A"]
+    assert len(curve) == 6 and curve[-1] < 0.8 * curve[0]
