@@ -1,0 +1,77 @@
+r"""The naive ν-tuple sum, to compare with the density trick.
+
+Without the density trick an invariant of correlation order ν is a sum over ordered ν-tuples of
+neighbours,
+
+.. math:: B = \sum_{j_1,\dots,j_\nu} \sum_{m_1\dots m_\nu} \mathcal{C}_{m_1\dots m_\nu}
+   \prod_{t=1}^{\nu} \phi_{k_t l_t m_t}(\mathbf{r}_{i j_t}),
+
+which costs :math:`O(M^\nu)` for :math:`M` neighbours.  Because the sum factorises,
+:math:`\sum_{j_1\dots j_\nu}\prod_t \phi(\mathbf{r}_{ij_t}) = \prod_t \sum_j \phi(\mathbf{r}_{ij})
+= \prod_t A`, the same numbers come out of the atomic base in :math:`O(M)`
+(:class:`acecourse.ace.basis.InvariantBasis`).  The tuples include repeated neighbours
+(:math:`j_1 = j_2`): these "self-interaction" terms are part of ACE's product basis.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from acecourse.ace.basis import InvariantBasis, atomic_base_from_neighbours
+
+
+def naive_tuple_sum(
+    basis: InvariantBasis,
+    vectors: torch.Tensor,
+    neighbour_species: torch.Tensor,
+    r_cut: float,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """Invariants of one environment by the explicit sum over ordered ν-tuples of neighbours.
+
+    Parameters
+    ----------
+    basis
+        The invariant basis (its groups give the coupling tensors).
+    vectors
+        Neighbour vectors (Å) of one atom, shape ``(M, 3)``.
+    neighbour_species
+        Species index of each neighbour, ``(M,)``.
+    r_cut
+        Cutoff (Å).
+    chunk
+        Tuples per vectorised step.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_features,)``, equal to ``basis(atomic_base_from_neighbours(...))`` up to rounding.
+    """
+    n_max, l_max = basis.n_max, basis.l_max
+    # one-particle basis of every neighbour separately: phi[j] = A of the single neighbour j
+    phi = atomic_base_from_neighbours(
+        vectors.unsqueeze(1), neighbour_species.unsqueeze(1), basis.n_species, n_max, l_max, r_cut
+    )  # (M, K, L2)
+    n_neighbours = len(vectors)
+    letters = "abcdefgh"
+    out = []
+    for group, (channels, tensors) in zip(
+        basis.groups, basis._tensors(vectors.dtype, vectors.device)
+    ):
+        nu = len(group.ls)
+        slices = [slice(l * l, (l + 1) * (l + 1)) for l in group.ls]
+        per_position = [phi[:, channels[:, t], slices[t]] for t in range(nu)]  # (M, T, d_t)
+        spec = ",".join(f"xT{letters[t]}" for t in range(nu)) + ",r" + letters[:nu] + "->Tr"
+        total = torch.zeros(len(channels), len(tensors), dtype=vectors.dtype)
+        tuples = itertools.product(range(n_neighbours), repeat=nu)
+        while True:
+            block = list(itertools.islice(tuples, chunk))
+            if not block:
+                break
+            index = torch.tensor(block)  # (x, nu)
+            factors = [per_position[t][index[:, t]] for t in range(nu)]  # (x, T, d_t)
+            total = total + torch.einsum(spec, *factors, tensors)
+        out.append(total.reshape(-1))
+    return torch.cat(out)
