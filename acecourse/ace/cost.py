@@ -15,8 +15,6 @@ which costs :math:`O(M^\nu)` for :math:`M` neighbours.  Because the sum factoris
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 
 from acecourse.ace.basis import InvariantBasis, atomic_base_from_neighbours
@@ -27,7 +25,7 @@ def naive_tuple_sum(
     vectors: torch.Tensor,
     neighbour_species: torch.Tensor,
     r_cut: float,
-    chunk: int = 4096,
+    chunk: int = 16384,
 ) -> torch.Tensor:
     """Invariants of one environment by the explicit sum over ordered ν-tuples of neighbours.
 
@@ -65,13 +63,16 @@ def naive_tuple_sum(
         per_position = [phi[:, channels[:, t], slices[t]] for t in range(nu)]  # (M, T, d_t)
         spec = ",".join(f"xT{letters[t]}" for t in range(nu)) + ",r" + letters[:nu] + "->Tr"
         total = torch.zeros(len(channels), len(tensors), dtype=vectors.dtype)
-        tuples = itertools.product(range(n_neighbours), repeat=nu)
-        while True:
-            block = list(itertools.islice(tuples, chunk))
-            if not block:
-                break
-            index = torch.tensor(block)  # (x, nu)
-            factors = [per_position[t][index[:, t]] for t in range(nu)]  # (x, T, d_t)
+        n_tuples = n_neighbours**nu
+        for first in range(0, n_tuples, chunk):
+            flat = torch.arange(first, min(first + chunk, n_tuples))  # tuple numbers
+            factors = []
+            for t in range(nu):  # digit t of the tuple number in base M is the neighbour j_t
+                j_t = (
+                    torch.div(flat, n_neighbours ** (nu - 1 - t), rounding_mode="floor")
+                    % n_neighbours
+                )
+                factors.append(per_position[t][j_t])  # (x, T, d_t)
             total = total + torch.einsum(spec, *factors, tensors)
         out.append(total.reshape(-1))
     return torch.cat(out)
