@@ -7,7 +7,8 @@ The loss on a batch of ``B`` molecules with ``N_b`` atoms each is MACE's weighte
     \\mathcal L = \\lambda_E \\frac{1}{B} \\sum_b \\Big(\\frac{E_b - \\hat E_b}{N_b}\\Big)^2
                 + \\lambda_F \\frac{1}{3 \\sum_b N_b} \\sum_{i, \\alpha} (F_{i\\alpha} - \\hat F_{i\\alpha})^2
 
-(eV², per-atom energies), with the forces ``F = -dE/dr`` obtained by automatic differentiation
+(eV², per-atom energies; by default ``lambda_E = 1``, ``lambda_F = 100``, mace-torch's
+defaults, which favour forces), with the forces ``F = -dE/dr`` obtained by automatic differentiation
 of the model's energy.  The model's energy is ``E = sum_i (scale * e_i + shift)``, with ``shift``
 the mean energy per atom and ``scale`` the root-mean-square force component of the training set
 (NequIP's choice), so the network works with numbers of order one.
@@ -129,7 +130,12 @@ def train_potential(
         "test_forces_mae_meV_per_A": [],
     }
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.epochs + 1), desc=label or "training", disable=not progress)
+    bar = tqdm(
+        range(1, settings.epochs + 1),
+        desc=label or "training",
+        disable=not progress,
+        mininterval=5.0,
+    )
     for epoch in bar:
         order = generator.permutation(len(train_frames))
         losses, force_abs, n_components = [], 0.0, 0
@@ -146,7 +152,7 @@ def train_potential(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             force_abs += float((forces - batch.forces).abs().sum())
             n_components += forces.numel()
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
