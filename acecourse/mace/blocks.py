@@ -158,7 +158,7 @@ class ElementLinear(torch.nn.Module):
             w = self.weight[offset : offset + mul_in * self.num_elements * mul_out]
             w = w.view(mul_in, self.num_elements, mul_out)
             xin = x[:, s_in].reshape(-1, mul_in, dim)
-            y = torch.einsum("uew,nu m,ne->nwm".replace(" ", ""), w, xin, onehot)
+            y = torch.einsum("uew,num,ne->nwm", w, xin, onehot)
             out[:, s_out] += y.reshape(-1, mul_out * dim) / math.sqrt(fan_in)
         return out
 
@@ -268,7 +268,7 @@ def coupling_tensor(irreps_in: str, ir_out: str, nu: int, dtype: torch.dtype) ->
     r"""Generalised Clebsch–Gordan tensor :math:`\mathcal U^{(\nu)}` of shape ``(2L+1, d, ..., d, n_eta)``.
 
     Couples ``nu`` copies of ``irreps_in`` (one copy of each irrep, total dimension ``d``) to the
-    irrep ``ir_out``; symmetric in the ``nu`` middle indices.  Computed by mace-torch's
+    irrep ``ir_out``; the last axis enumerates coupling paths.  Computed by mace-torch's
     ``mace.tools.cg.U_matrix_real`` (the same call mace makes; cached here), with the ``M`` axis
     kept also for ``L = 0``.
     """
@@ -290,9 +290,11 @@ class SymmetricContraction(torch.nn.Module):
         \prod_{t=1}^{\nu} A_{i,k l_t m_t}
 
     The tensor :math:`\mathcal U^{(\nu)}` (generalised Clebsch–Gordan coefficients that couple
-    ``ν`` copies of ``0e+1o+…`` to ``L``, symmetric in its ``ν`` input indices) is computed by
-    ``mace.tools.cg.U_matrix_real``; ``η`` counts its independent couplings.  The weights depend on
-    the element ``z_i`` and the channel ``k`` but are shared over ``M``.  We evaluate the sum in
+    ``ν`` copies of ``0e+1o+…`` to ``L``) is computed by ``mace.tools.cg.U_matrix_real``; ``η``
+    enumerates coupling paths.  Only the part of ``U`` symmetric in its ``ν`` input indices acts
+    on ``A ⊗ … ⊗ A``, and some paths are linearly dependent there (see
+    :func:`acecourse.mace.counting.independent_couplings`).  The weights depend on the element
+    ``z_i`` and the channel ``k`` but are shared over ``M``.  We evaluate the sum in
     Horner form, ``((U3 w3 · A + U2 w2) · A + U1 w1) · A``, element by element.
     """
 
@@ -314,9 +316,11 @@ class SymmetricContraction(torch.nn.Module):
             ws = torch.nn.ParameterList()
             for nu in range(1, correlation + 1):
                 u = coupling_tensor(str(coupling), str(ir_out), nu, dtype)
-                self.register_buffer(f"u_{j}_{nu}", u)
-                ws.append(
-                    torch.nn.Parameter(torch.randn(num_elements, u.shape[-1], self.num_channels))
+                self.register_buffer(f"u_{j}_{nu}", u.clone())
+                ws.append(  # initialised as mace-torch does: N(0, 1) / number of couplings
+                    torch.nn.Parameter(
+                        torch.randn(num_elements, u.shape[-1], self.num_channels) / u.shape[-1]
+                    )
                 )
             self.weights.append(ws)
 
