@@ -155,6 +155,7 @@ def learning_curve(
     force_weights: list[float],
     chunk_size: int = 10,
     progress: bool = False,
+    keep: dict | None = None,
 ) -> dict:
     """Fit on nested training subsets and every correlation order; choose (λ, w_F) on validation.
 
@@ -162,6 +163,10 @@ def learning_curve(
     before).  For each training size and each maximal correlation order ν, all
     ``(ridge, force_weight)`` pairs are solved and the one with the smallest validation error
     ``energy MAE + force MAE`` (meV, meV/Å) is kept and evaluated on the test frames.
+
+    ``keep``, when a dict is given, receives the final :class:`NormalEquations` (``"normal"``),
+    the validation and test chunks (``"valid"``, ``"test"``) and the fits (``"fits"``), for
+    further experiments without recomputing the descriptors (memory: the test Jacobians are kept).
 
     Returns
     -------
@@ -217,7 +222,10 @@ def learning_curve(
             )
     t3 = time.perf_counter()
     residuals = [([], []) for _ in fits]  # streamed: the test Jacobians are not kept
+    kept_test = []
     for x, e, j, f in descriptor_of_frames(descriptor, test_frames, chunk_size, progress=progress):
+        if keep is not None:
+            kept_test.append((x, e, j, f))
         for (de, df), fit in zip(residuals, fits):
             pe, pf = fit.predict(x, j)
             de.append(pe - e)
@@ -231,6 +239,8 @@ def learning_curve(
             "force_rmse_meV_per_A": 1000 * float(np.sqrt(np.mean(df**2))),
         }
     timing["test_descriptor_seconds"] = time.perf_counter() - t3
+    if keep is not None:
+        keep.update(normal=normal, valid=valid, test=kept_test, fits=fits)
     timing["train_valid_descriptor_seconds"] = feature_time
     timing["solve_seconds"] = solve_time
     counts = descriptor.basis.count_by_order()
