@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RMD17DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         from acecourse.training.trainer import TrainingError
 
         if isinstance(err, TrainingError):

@@ -59,6 +59,8 @@ def time_steps(
     times_t = torch.tensor(times)
     steps_per_epoch = -(-config.n_train // config.batch_size)
     return {
+        "cuda_graph_used": runner.graph is not None,
+        "cuda_graph_error": runner.capture_error,
         "median_ms_per_step": float(times_t.median()) * 1e3,
         "mean_ms_per_step": float(times_t.mean()) * 1e3,
         "steps_per_epoch": steps_per_epoch,
@@ -100,6 +102,7 @@ def benchmark(
             raise ValueError(f"unknown backend {backend!r}")
         pred = model(probe, training=False, compute_force=True)
         outputs[backend] = (pred["energy"].detach().double(), pred["forces"].detach().double())
+        del pred  # a live autograd graph would break CUDA-graph capture
         try:
             result["backends"][backend] = time_steps(
                 model, batches, config, steps, device, use_graph=backend.endswith("+graph")

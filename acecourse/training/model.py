@@ -101,3 +101,4 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
         },
         {"name": "readouts", "params": list(model.readouts.parameters()), "weight_decay": 0.0},
     ]
+

@@ -12,13 +12,15 @@ A run writes into its output folder:
 - ``metrics.csv``: one row per epoch (train loss, validation MAE/RMSE, learning rate, wall time);
 - ``run.json``: command, git commit, device, software versions, sessions, wall time, parameters;
 - ``test_metrics.json`` and ``test_predictions.npz``: final test-set errors and predictions;
-- ``model.pt``: the EMA weights (float32 state dict of the e3nn model) with what rebuilds it;
+- ``model.pt.gz``: the EMA weights (float32 state dict of the e3nn model) with what rebuilds it;
 - ``checkpoint.pt`` (not committed): everything needed to resume.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import math
 import os
@@ -227,7 +229,7 @@ class _StopFlag:
     def __init__(self) -> None:
         self.stop = False
 
-    def __call__(self, signum, frame) -> None:  # noqa: ARG002
+    def __call__(self, signum, frame) -> None:
         self.stop = True
 
 
@@ -302,12 +304,13 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
+        generator.set_state(state["generator"].cpu())
         history, sessions, start_epoch = state["history"], state["sessions"], state["epoch"]
 
     session = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": device_name(device),
+        "command": command or " ".join(sys.argv),
         "start_epoch": start_epoch,
         "end_epoch": start_epoch,
         "wall_time_s": 0.0,
@@ -472,7 +475,10 @@ def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, fl
             from acecourse.training.model import to_e3nn
 
             export = to_e3nn(model, device="cpu")
-        state = {k: v.detach().cpu().float() for k, v in export.state_dict().items()}
+        state = {
+            k: (v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
+            for k, v in export.state_dict().items()
+        }
     test = error_metrics(test_pred, data["test_numbers"])
     _write_json(test, out / "test_metrics.json")
     np.savez_compressed(
@@ -480,7 +486,7 @@ def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, fl
         numbers=data["test_numbers"],
         **{k: v.astype(np.float32) for k, v in test_pred.items()},
     )
-    torch.save(
+    save_model(
         {
             "state_dict": state,
             "config": config.to_dict(),
@@ -488,17 +494,42 @@ def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, fl
             "scale": data["scale"],
             "avg_num_neighbors": data["avg_num_neighbors"],
         },
-        out / "model.pt",
+        out / "model.pt.gz",
     )
     return test
 
 
+def save_model(saved: dict, path: Path) -> None:
+    """Write a trained model (state dict in float32 + what rebuilds it), gzip-compressed.
+
+    The generalised Clebsch-Gordan matrices among the buffers are sparse: gzip takes the
+    256-channel model from 22 MB to 13 MB.
+    """
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    with gzip.open(path, "wb", compresslevel=6) as f:
+        f.write(buffer.getvalue())
+
+
 def load_trained_model(path: str | os.PathLike, dtype: str = "float64") -> torch.nn.Module:
-    """Rebuild a trained model from a run's ``model.pt`` (e3nn backend, CPU, in ``dtype``)."""
+    """Rebuild a trained model from a run's ``model.pt.gz`` (e3nn backend, CPU, in ``dtype``)."""
     from acecourse.training.config import TrainConfig
 
-    saved = torch.load(Path(path), map_location="cpu", weights_only=False)
+    path = Path(path)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as f:
+            saved = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
+    else:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
     config = TrainConfig(**{**saved["config"], "dtype": dtype})
-    model = build_model(config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"])
-    model.load_state_dict({k: v.to(getattr(torch, dtype)) for k, v in saved["state_dict"].items()})
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        model = build_model(config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"])
+        model.load_state_dict(
+            {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v)
+             for k, v in saved["state_dict"].items()}
+        )
+    finally:
+        torch.set_default_dtype(previous)
     return model.eval()
