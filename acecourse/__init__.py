@@ -1,8 +1,18 @@
 """Shared code of the Multi-ACE Learning Roadmap course.
 
-Subpackages follow mace-torch's split: ``maths`` (rotations, spherical harmonics,
-Wigner D, Clebsch-Gordan), ``data`` (datasets), ``training`` (the MACE training command),
-``plotting`` (the course's figure style).  Notebooks import from here; nothing is copied.
+Subpackages follow mace-torch's split: ``maths`` (rotations, spherical harmonics, Wigner D,
+Clebsch-Gordan), ``ace`` (the atomic cluster expansion), ``nn`` (e3nn networks), ``mace`` (MACE
+rebuilt), ``data`` (datasets), ``training`` (the MACE training command), ``plotting`` (the
+course's figure style) and ``equivariance`` (the one equivariance checker).  Notebooks import from
+here; nothing is copied.
+
+Importing the package also makes e3nn 0.4.4 importable under torch >= 2.6: e3nn loads its
+constants with ``torch.load``, whose default ``weights_only=True`` refuses the ``slice`` objects
+in them unless ``slice`` is allow-listed.
 """
+
+import torch as _torch
+
+_torch.serialization.add_safe_globals([slice])
 
 __version__ = "0.1.0"

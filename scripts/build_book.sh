@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Build the course website: set up .venv, execute every notebook, write _build/html/.
 # Usage: bash scripts/build_book.sh
-# Environment: ACECOURSE_CI=1 runs the training chapters in their small CPU profile;
-#              ACECOURSE_TOC=path uses another table of contents (development only).
+# Environment: ACECOURSE_TOC=path uses another table of contents (development only).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 t0=$SECONDS
