@@ -17,10 +17,20 @@ from acecourse.training.trainer import TrainingError
 from acecourse.training.trainer_loss import loss_function
 
 HAVE_DATA = (resolve_data_dir() / "rmd17_ethanol_train_01.npz").is_file()
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)")
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)"
+)
 
-TINY = dict(n_train=10, n_valid=5, n_test=5, max_epochs=4, stage_two_start=3, progress=False,
-            checkpoint_every=1, valid_batch_size=5)
+TINY = {
+    "n_train": 10,
+    "n_valid": 5,
+    "n_test": 5,
+    "max_epochs": 4,
+    "stage_two_start": 3,
+    "progress": False,
+    "checkpoint_every": 1,
+    "valid_batch_size": 5,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +101,15 @@ def test_training_learns_and_writes_artifacts(tmp_path):
     config = make_config("ci", dict(TINY, n_train=20, max_epochs=8, stage_two_start=None))
     result = train(config, tmp_path)
     assert result["status"] == "finished"
-    for name in ["config.json", "metrics.csv", "run.json", "test_metrics.json",
-                 "test_predictions.npz", "model.pt.gz", "checkpoint.pt"]:
+    for name in [
+        "config.json",
+        "metrics.csv",
+        "run.json",
+        "test_metrics.json",
+        "test_predictions.npz",
+        "model.pt.gz",
+        "checkpoint.pt",
+    ]:
         assert (tmp_path / name).is_file(), name
     rows = np.genfromtxt(tmp_path / "metrics.csv", delimiter=",", names=True)
     assert len(rows) == 8
@@ -127,8 +144,14 @@ def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeyp
     assert main(["train", "--out", str(tmp_path), "--set", "colour=blue"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown setting 'colour'") and "\n" not in err
-    assert main(["train", "--profile", "full", "--out", str(tmp_path)]) == 2 or torch.cuda.is_available()
+    assert (
+        main(["train", "--profile", "full", "--out", str(tmp_path)]) == 2
+        or torch.cuda.is_available()
+    )
     monkeypatch.setenv("ACECOURSE_RMD17_DIR", str(tmp_path / "nowhere"))
-    assert main(["train", "--out", str(tmp_path / "x"), "--set", f"data_dir={tmp_path / 'nowhere'}"]) == 2
+    assert (
+        main(["train", "--out", str(tmp_path / "x"), "--set", f"data_dir={tmp_path / 'nowhere'}"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "rmd17_ethanol_train_01.npz" in err[-1]

@@ -34,14 +34,22 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m acecourse.training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m acecourse.training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train or resume a MACE model on rMD17 ethanol")
     p_train.add_argument("--profile", default="ci", choices=sorted(PROFILES))
     p_train.add_argument("--out", required=True, help="output folder (artifacts + checkpoint)")
-    p_train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                         help="override settings, e.g. --set seed=2 max_epochs=300")
+    p_train.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override settings, e.g. --set seed=2 max_epochs=300",
+    )
     p_train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p_bench = sub.add_parser("benchmark", help="time training steps, e3nn vs cuEquivariance")
     p_bench.add_argument("--profile", default="full", choices=sorted(PROFILES))

@@ -41,7 +41,9 @@ def time_steps(
         for group in groups:
             group["lr"] = torch.tensor(config.lr, device=device)
     optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=True, capturable=use_graph)
-    runner = StepRunner(model, optimizer, EMA(model.parameters(), 0.99), config.clip_grad, use_graph)
+    runner = StepRunner(
+        model, optimizer, EMA(model.parameters(), 0.99), config.clip_grad, use_graph
+    )
     runner.set_loss_weights(config.energy_weight, config.forces_weight)
     generator = torch.Generator().manual_seed(0)
     order = torch.randperm(len(batches), generator=generator)
@@ -117,7 +119,8 @@ def benchmark(
     timed = {k: v for k, v in result["backends"].items() if "median_ms_per_step" in v}
     if "e3nn" in timed:
         result["speedup_over_e3nn"] = {
-            k: timed["e3nn"]["median_ms_per_step"] / v["median_ms_per_step"] for k, v in timed.items()
+            k: timed["e3nn"]["median_ms_per_step"] / v["median_ms_per_step"]
+            for k, v in timed.items()
         }
     if "e3nn" in timed and "e3nn+graph" in timed:
         a, b = timed["e3nn"]["losses"], timed["e3nn+graph"]["losses"]

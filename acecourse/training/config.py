@@ -74,26 +74,26 @@ class TrainConfig:
 PROFILES: dict[str, dict[str, Any]] = {
     # Paper settings (appendix A.5.1); epochs and stage two chosen for the device budget, see
     # the chapter 03_mace_architecture/04_training_mace for why.
-    "full": dict(device="cuda", backend="e3nn", cuda_graph=True),
+    "full": {"device": "cuda", "backend": "e3nn", "cuda_graph": True},
     # The CI profile: a real, shrunk run on the CPU.
-    "ci": dict(
-        n_train=40,
-        n_valid=10,
-        n_test=40,
-        hidden_irreps="8x0e+8x1o",
-        max_ell=2,
-        correlation=2,
-        radial_mlp=[16, 16],
-        batch_size=5,
-        valid_batch_size=10,
-        max_epochs=12,
-        stage_two_start=9,
-        scheduler_patience=5,
-        device="cpu",
-        backend="e3nn",
-        checkpoint_every=1,
-        dtype="float64",
-    ),
+    "ci": {
+        "n_train": 40,
+        "n_valid": 10,
+        "n_test": 40,
+        "hidden_irreps": "8x0e+8x1o",
+        "max_ell": 2,
+        "correlation": 2,
+        "radial_mlp": [16, 16],
+        "batch_size": 5,
+        "valid_batch_size": 10,
+        "max_epochs": 12,
+        "stage_two_start": 9,
+        "scheduler_patience": 5,
+        "device": "cpu",
+        "backend": "e3nn",
+        "checkpoint_every": 1,
+        "dtype": "float64",
+    },
 }
 
 

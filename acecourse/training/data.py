@@ -119,7 +119,9 @@ class LoaderBatches:
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         items = [self.dataset[int(i)] for i in indices]
         batch = _collate(items, self.device)
-        return {k: (v.to(self.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()}
+        return {
+            k: (v.to(self.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()
+        }
 
     def iterate(
         self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None

@@ -64,7 +64,9 @@ def run_nve(
     """
     atoms = atoms.copy()
     atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    MaxwellBoltzmannDistribution(
+        atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed)
+    )
     Stationary(atoms)
     ZeroRotation(atoms)
     dynamics = VelocityVerlet(atoms, timestep=timestep_fs * units.fs)
@@ -73,8 +75,9 @@ def run_nve(
     def record() -> None:
         e_pot = atoms.get_potential_energy()
         e_kin = atoms.get_kinetic_energy()
-        rows.append((dynamics.get_number_of_steps() * timestep_fs, e_pot, e_kin,
-                     atoms.get_temperature()))
+        rows.append(
+            (dynamics.get_number_of_steps() * timestep_fs, e_pot, e_kin, atoms.get_temperature())
+        )
 
     dynamics.attach(record, interval=every)
     from tqdm.auto import tqdm
@@ -116,11 +119,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: model file {args.model} not found\n")
     torch.set_default_dtype(getattr(torch, args.dtype))
     start = load_rmd17_ethanol("test", indices=[0])[0]
-    result = run_nve(start, mace_calculator(args.model, args.dtype), args.steps, args.timestep_fs,
-                     args.temperature, every=args.every)
+    result = run_nve(
+        start,
+        mace_calculator(args.model, args.dtype),
+        args.steps,
+        args.timestep_fs,
+        args.temperature,
+        every=args.every,
+    )
     payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()}
-    payload.update(model=str(args.model), steps=args.steps, timestep_fs=args.timestep_fs,
-                   temperature_K=args.temperature, dtype=args.dtype, start="rMD17 ethanol test frame 0")
+    payload.update(
+        model=str(args.model),
+        steps=args.steps,
+        timestep_fs=args.timestep_fs,
+        temperature_K=args.temperature,
+        dtype=args.dtype,
+        start="rMD17 ethanol test frame 0",
+    )
     Path(args.out).write_text(json.dumps(payload) + "\n")
     print(f"drift {result['drift_meV_per_atom_per_ps']:.4f} meV/atom/ps over {args.steps} steps")
     return 0

@@ -91,7 +91,11 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
             param
         )
     return [
-        {"name": "embedding", "params": list(model.node_embedding.parameters()), "weight_decay": 0.0},
+        {
+            "name": "embedding",
+            "params": list(model.node_embedding.parameters()),
+            "weight_decay": 0.0,
+        },
         {"name": "interactions_decay", "params": decay, "weight_decay": config.weight_decay},
         {"name": "interactions_no_decay", "params": no_decay, "weight_decay": 0.0},
         {
@@ -101,4 +105,3 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
         },
         {"name": "readouts", "params": list(model.readouts.parameters()), "weight_decay": 0.0},
     ]
-

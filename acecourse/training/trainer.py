@@ -102,7 +102,9 @@ def predict(model: torch.nn.Module, batches, batch_size: int) -> dict[str, np.nd
     }
 
 
-def error_metrics(pred: dict[str, np.ndarray], numbers: np.ndarray | None = None) -> dict[str, float]:
+def error_metrics(
+    pred: dict[str, np.ndarray], numbers: np.ndarray | None = None
+) -> dict[str, float]:
     """MAE and RMSE in meV (energy per molecule and per atom) and meV/Å (force components)."""
     n_atoms = pred["forces_ref"].shape[1]
     de = (pred["energy_pred"] - pred["energy_ref"]) * 1000.0
@@ -119,7 +121,7 @@ def error_metrics(pred: dict[str, np.ndarray], numbers: np.ndarray | None = None
     if numbers is not None:
         from ase.data import chemical_symbols
 
-        for z in sorted(set(int(z) for z in numbers)):
+        for z in sorted({int(z) for z in numbers}):
             mask = np.asarray(numbers) == z
             out[f"forces_mae_meV_per_A_{chemical_symbols[z]}"] = float(np.mean(np.abs(df[:, mask])))
     return out
@@ -277,9 +279,7 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
     if use_graph:  # learning rates as device tensors, so a recorded step sees changes
         for group in groups:
             group["lr"] = torch.tensor(config.lr, device=device, dtype=dtype)
-    optimizer = torch.optim.Adam(
-        groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph
-    )
+    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.scheduler_patience
     )
@@ -292,9 +292,17 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         if state["config"] != config.to_dict():
-            changed = sorted(k for k in state["config"] if state["config"][k] != config.to_dict()[k])
-            allowed = {"max_wall_s", "at_wall", "progress", "checkpoint_every", "max_epochs",
-                       "stage_two_start"}
+            changed = sorted(
+                k for k in state["config"] if state["config"][k] != config.to_dict()[k]
+            )
+            allowed = {
+                "max_wall_s",
+                "at_wall",
+                "progress",
+                "checkpoint_every",
+                "max_epochs",
+                "stage_two_start",
+            }
             if not set(changed) <= allowed:
                 raise TrainingError(
                     f"checkpoint {ckpt_path} was written with other settings ({', '.join(changed)}): "
@@ -352,9 +360,16 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             ckpt_path,
         )
         _write_metrics_csv(history, out / "metrics.csv")
-        _write_json({**run_info, "sessions": sessions, "epochs_completed": epoch,
-                     "wall_time_s": sum(s["wall_time_s"] for s in sessions),
-                     "status": "running"}, out / "run.json")
+        _write_json(
+            {
+                **run_info,
+                "sessions": sessions,
+                "epochs_completed": epoch,
+                "wall_time_s": sum(s["wall_time_s"] for s in sessions),
+                "status": "running",
+            },
+            out / "run.json",
+        )
 
     if use_graph and not run_info["static_batches"]:
         raise TrainingError("cuda_graph needs identical graphs in every batch (StaticBatches)")
@@ -385,7 +400,9 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
 
             model.train()
             total, count = torch.zeros((), device=device, dtype=dtype), 0
-            for batch in train_batches.iterate(config.batch_size, shuffle=True, generator=generator):
+            for batch in train_batches.iterate(
+                config.batch_size, shuffle=True, generator=generator
+            ):
                 total += runner.step(batch)
                 count += 1
                 if stop.stop:
@@ -402,7 +419,10 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
                 valid = predict(model, valid_batches, config.valid_batch_size)
             metrics = error_metrics(valid)
             valid_loss = w_e * float(
-                np.mean(((valid["energy_pred"] - valid["energy_ref"]) / valid["forces_ref"].shape[1]) ** 2)
+                np.mean(
+                    ((valid["energy_pred"] - valid["energy_ref"]) / valid["forces_ref"].shape[1])
+                    ** 2
+                )
             ) + w_f * float(np.mean((valid["forces_pred"] - valid["forces_ref"]) ** 2))
             if not stage_two:
                 scheduler.step(valid_loss)
@@ -423,7 +443,8 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
                     "valid_forces_rmse_meV_per_A": metrics["forces_rmse_meV_per_A"],
                     "epoch_time_s": time.perf_counter() - t_epoch,
                     "wall_time_s": sum(s["wall_time_s"] for s in sessions[:-1])
-                    + time.perf_counter() - t_session,
+                    + time.perf_counter()
+                    - t_session,
                 }
             )
             bar.set_postfix(
@@ -438,10 +459,13 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             ):
                 save_checkpoint(epoch)
                 last_ckpt = time.perf_counter()
-            if config.max_wall_s is not None and elapsed + 2 * history[-1]["epoch_time_s"] > config.max_wall_s:
-                if epoch < config.max_epochs:
-                    status = "paused" if config.at_wall == "pause" else "finished_at_wall_time"
-                    break
+            out_of_time = (
+                config.max_wall_s is not None
+                and elapsed + 2 * history[-1]["epoch_time_s"] > config.max_wall_s
+            )
+            if out_of_time and epoch < config.max_epochs:
+                status = "paused" if config.at_wall == "pause" else "finished_at_wall_time"
+                break
         bar.close()
     finally:
         for s, handler in old_handlers.items():
@@ -457,8 +481,13 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
     test = finalize(model, ema, data, config, out, device, dtype)
     session["wall_time_s"] = time.perf_counter() - t_session
     _write_json(
-        {**run_info, "sessions": sessions, "epochs_completed": epoch,
-         "wall_time_s": sum(s["wall_time_s"] for s in sessions), "status": status},
+        {
+            **run_info,
+            "sessions": sessions,
+            "epochs_completed": epoch,
+            "wall_time_s": sum(s["wall_time_s"] for s in sessions),
+            "status": status,
+        },
         out / "run.json",
     )
     return {"status": status, "epoch": epoch, "test": test, "output_dir": str(out)}
@@ -525,10 +554,14 @@ def load_trained_model(path: str | os.PathLike, dtype: str = "float64") -> torch
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))
     try:
-        model = build_model(config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"])
+        model = build_model(
+            config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"]
+        )
         model.load_state_dict(
-            {k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v)
-             for k, v in saved["state_dict"].items()}
+            {
+                k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v)
+                for k, v in saved["state_dict"].items()
+            }
         )
     finally:
         torch.set_default_dtype(previous)
