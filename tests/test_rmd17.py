@@ -33,10 +33,39 @@ def test_search_order_prefers_argument_then_environment(tmp_path, monkeypatch) -
     monkeypatch.setenv(rmd17.ENV_VAR, str(tmp_path / "from_env"))
     assert rmd17._candidate_dirs(tmp_path)[0] == tmp_path
     assert rmd17._candidate_dirs(tmp_path) == [tmp_path]
+    # a set variable is the only candidate: a wrong setting fails instead of falling back
+    assert rmd17._candidate_dirs(None) == [tmp_path / "from_env"]
+    monkeypatch.delenv(rmd17.ENV_VAR)
     candidates = rmd17._candidate_dirs(None)
-    assert candidates[0] == tmp_path / "from_env"
-    assert candidates[1] == rmd17._REPO_ROOT.parent / "shared" / "data" / "rmd17"
-    assert candidates[2] == Path.home() / ".cache" / "acecourse" / "rmd17"
+    assert candidates[0] == rmd17._REPO_ROOT.parent / "shared" / "data" / "rmd17"
+    assert candidates[1] == Path.home() / ".cache" / "acecourse" / "rmd17"
+
+
+@needs_data
+def test_wrong_environment_variable_fails_instead_of_falling_back(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(rmd17.ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(RMD17DataError, match="nowhere"):
+        load_rmd17_ethanol("test")
+
+
+@needs_data
+def test_rebuilt_file_with_same_arrays_is_accepted(tmp_path) -> None:
+    """A split rebuilt from the public archive differs in bytes but not in content."""
+    source = rmd17.resolve_data_dir() / "rmd17_ethanol_test_01.npz"
+    with np.load(source) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez_compressed(tmp_path / source.name, **arrays)  # other bytes, same arrays
+    assert rmd17.sha256_of(tmp_path / source.name) != rmd17.SHA256[source.name]
+    rmd17.verify_file(tmp_path / source.name)
+    arrays["forces"][0, 0, 0] += 1e-9
+    np.savez(tmp_path / source.name, **arrays)
+    with pytest.raises(RMD17DataError):
+        rmd17.verify_file(tmp_path / source.name)
+
+
+@needs_data
+def test_integer_index_gives_one_frame() -> None:
+    assert len(load_rmd17_ethanol("test", indices=3)) == 1
 
 
 @needs_data

@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +41,12 @@ SHA256 = {
     "rmd17_ethanol_test_01.npz": "c3594a0f93d5992e02f9eb671392fb2e5021b3fa4f902417886966d1e4f64e1e",
 }
 
+#: SHA-256 of the arrays nuclear_charges, coords, energies, forces (in this order, as bytes).
+CONTENT_SHA256 = {
+    "rmd17_ethanol_train_01.npz": "4823f64023efe126410568375725f999ef7035e19bea1ee0f5148ca3da1eff9c",
+    "rmd17_ethanol_test_01.npz": "cc94742a4ba08b02100e1dd728b0177c8e8fe2d23bb1a6d5a286aedf592dced2",
+}
+
 #: Public source: the rMD17 figshare record (article 12672038), a tar.bz2 with all molecules.
 RMD17_ARCHIVE_URL = "https://figshare.com/ndownloader/files/23950376"
 
@@ -52,14 +60,16 @@ class RMD17DataError(RuntimeError):
 
 
 def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    """Folders to look in.  An explicit argument, or else the environment variable, is the only
+    candidate: a setting that names a folder without the files must fail, not fall back."""
     if data_dir is not None:
         return [Path(data_dir)]
-    dirs = []
     if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
-    dirs.append(_REPO_ROOT.parent / "shared" / "data" / "rmd17")
-    dirs.append(Path.home() / ".cache" / "acecourse" / "rmd17")
-    return dirs
+        return [Path(os.environ[ENV_VAR])]
+    return [
+        _REPO_ROOT.parent / "shared" / "data" / "rmd17",
+        Path.home() / ".cache" / "acecourse" / "rmd17",
+    ]
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -86,15 +96,34 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_sha256(path: Path) -> str:
+    """SHA-256 of the arrays (charges, coordinates, energies, forces) of a split file."""
+    h = hashlib.sha256()
+    with np.load(path) as npz:
+        for key in ("nuclear_charges", "coords", "energies", "forces"):
+            h.update(np.ascontiguousarray(npz[key]).tobytes())
+    return h.hexdigest()
+
+
 def verify_file(path: Path) -> None:
-    """Raise :class:`RMD17DataError` unless ``path`` exists and has the published SHA-256."""
+    """Raise :class:`RMD17DataError` unless ``path`` holds the published split.
+
+    A file passes if its bytes have the mirror's SHA-256 or, for a file rebuilt by
+    :func:`download_rmd17` from the public archive, if its arrays have the mirror's content hash.
+    """
     if not path.is_file():
         raise RMD17DataError(
             f"{path} not found: set {ENV_VAR} to the folder holding the rMD17 split files, "
             "or call with download=True on a machine with internet"
         )
     digest = sha256_of(path)
-    if digest != SHA256[path.name]:
+    if digest == SHA256[path.name]:
+        return
+    try:
+        content_ok = content_sha256(path) == CONTENT_SHA256[path.name]
+    except Exception:  # noqa: BLE001 (not a readable npz: truncated or altered)
+        content_ok = False
+    if not content_ok:
         raise RMD17DataError(
             f"{path} has SHA-256 {digest[:12]}…, expected {SHA256[path.name][:12]}… "
             "(truncated or altered): delete it and download it again (download=True)"
@@ -102,22 +131,38 @@ def verify_file(path: Path) -> None:
 
 
 def download_rmd17(target_dir: str | os.PathLike, url: str = RMD17_ARCHIVE_URL) -> Path:
-    """Download the rMD17 archive and extract the ethanol split-01 files into ``target_dir``.
+    """Download the public rMD17 archive and rebuild the ethanol split-01 files in ``target_dir``.
 
-    Needs internet; the archive is about 1 GB.  The extracted files are verified.
+    Needs internet; the archive (about 1 GB) is streamed to a temporary file.  The split files are
+    the frames of ``npz_data/rmd17_ethanol.npz`` listed in ``splits/index_{train,test}_01.csv``;
+    the rebuilt arrays are checked against :data:`CONTENT_SHA256`.
     """
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url) as response:  # noqa: S310 (fixed https URL)
-        data = response.read()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:bz2") as tar:
-        for member in tar.getmembers():
-            name = Path(member.name).name
-            if name in SHA256:
-                fobj = tar.extractfile(member)
-                assert fobj is not None
-                (target / name).write_bytes(fobj.read())
-    for name in SHA256:
+    with tempfile.TemporaryFile() as archive:
+        with urllib.request.urlopen(url) as response:  # noqa: S310 (fixed https URL)
+            shutil.copyfileobj(response, archive, length=1 << 20)
+        archive.seek(0)
+        members = {}
+        with tarfile.open(fileobj=archive, mode="r:bz2") as tar:
+            for member in tar:
+                name = Path(member.name).name
+                if name in ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv"):
+                    fobj = tar.extractfile(member)
+                    assert fobj is not None
+                    members[name] = fobj.read()
+    if len(members) != 3:
+        raise RMD17DataError(f"the archive at {url} lacks the ethanol data or its split indices")
+    with np.load(io.BytesIO(members["rmd17_ethanol.npz"])) as full:
+        arrays = {key: full[key] for key in full.files}
+    for split in ("train", "test"):
+        index = np.loadtxt(io.BytesIO(members[f"index_{split}_01.csv"]), dtype=int).ravel()
+        name = f"rmd17_ethanol_{split}_01.npz"
+        np.savez(
+            target / name,
+            nuclear_charges=arrays["nuclear_charges"],
+            **{k: v[index] for k, v in arrays.items() if k != "nuclear_charges"},
+        )
         verify_file(target / name)
     return target
 
@@ -154,7 +199,11 @@ def load_rmd17_ethanol(
     directory = resolve_data_dir(data_dir)
     path = directory / name
     if download and not path.is_file():
-        download_rmd17(directory)
+        if data_dir is None and not os.environ.get(ENV_VAR):
+            directory = Path.home() / ".cache" / "acecourse" / "rmd17"  # never the read-only mirror
+            path = directory / name
+        if not path.is_file():
+            download_rmd17(directory)
     verify_file(path)
     with np.load(path) as npz:
         numbers = npz["nuclear_charges"].astype(int)
@@ -163,7 +212,7 @@ def load_rmd17_ethanol(
         forces = npz["forces"] * KCAL_PER_MOL
     frame_ids = np.arange(len(coords))
     if indices is not None:
-        frame_ids = frame_ids[indices]
+        frame_ids = np.atleast_1d(frame_ids[indices])
     frames = []
     for k in frame_ids:
         atoms = Atoms(numbers=numbers, positions=coords[k])
