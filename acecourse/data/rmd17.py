@@ -140,7 +140,7 @@ def download_rmd17(target_dir: str | os.PathLike, url: str = RMD17_ARCHIVE_URL) 
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile() as archive:
-        with urllib.request.urlopen(url) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url) as response:
             shutil.copyfileobj(response, archive, length=1 << 20)
         archive.seek(0)
         members = {}
