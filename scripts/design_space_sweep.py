@@ -1,0 +1,155 @@
+"""A one-at-a-time sweep of MACE's design space on rMD17 ethanol (chapter 04/03).
+
+Every point is the course's training command, ``acecourse.training.train(make_config("ci", ...))``,
+with a few settings changed around a base point (correlation order nu=2, two interaction layers,
+hidden features up to L=1).  The axes are the three of the design-space paper
+(Batatia et al., arXiv:2205.06643): correlation order ``correlation`` (nu), number of layers
+``num_interactions`` (T) and the largest feature degree L of ``hidden_irreps``.
+
+Usage::
+
+    python scripts/design_space_sweep.py --out artifacts/phase04/sweep.json
+
+writes one JSON file with, per point: its settings, parameter count, test metrics (energy and
+force MAE/RMSE), the validation force MAE per epoch and the time per epoch.  The runs' own folders
+(metrics.csv, run.json, test_metrics.json, model.pt) go to ``--runs`` (default: a temporary
+folder; not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from acecourse.training import make_config, train
+
+#: Hidden irreps for each largest feature degree L (16 channels per degree).
+HIDDEN_IRREPS = {0: "16x0e", 1: "16x0e+16x1o", 2: "16x0e+16x1o+16x2e"}
+
+#: The base point and the training budget shared by every point of the sweep.
+BASE = {"correlation": 2, "num_interactions": 2, "L": 1}
+BUDGET = {
+    "n_train": 50,
+    "n_valid": 10,
+    "n_test": 100,
+    "max_epochs": 15,
+    "stage_two_start": 12,
+    "max_ell": 2,
+    "dtype": "float32",
+    "seed": 123,
+    "max_wall_s": 400.0,  # per point, a safety net only: a point that hits it is evaluated
+    "at_wall": "finish",  # and recorded with its (smaller) epoch count
+    "progress": False,
+}
+
+
+def design_points() -> list[dict[str, int]]:
+    """The base point and its one-at-a-time neighbours: nu in {1,2,3}, T in {1,2}, L in {0,1,2}."""
+    points = [dict(BASE)]
+    for key, values in (("correlation", (1, 3)), ("num_interactions", (1,)), ("L", (0, 2))):
+        for value in values:
+            points.append({**BASE, key: value})
+    points.append({"correlation": 3, "num_interactions": 1, "L": 1})  # the ACE-like point
+    return points
+
+
+def point_name(point: dict[str, int]) -> str:
+    return f"nu{point['correlation']}_T{point['num_interactions']}_L{point['L']}"
+
+
+def overrides_for(point: dict[str, int], budget: dict[str, Any]) -> dict[str, Any]:
+    """The ``make_config("ci", overrides)`` settings of one design point."""
+    return {
+        **budget,
+        "correlation": point["correlation"],
+        "num_interactions": point["num_interactions"],
+        "hidden_irreps": HIDDEN_IRREPS[point["L"]],
+    }
+
+
+def run_point(point: dict[str, int], budget: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    """Train one design point with the course's training function; return its record."""
+    overrides = overrides_for(point, budget)
+    out = runs_dir / point_name(point)
+    t0 = time.perf_counter()
+    result = train(make_config("ci", overrides), out, resume=False,
+                   command=f"design_space_sweep {point_name(point)}")
+    wall = time.perf_counter() - t0
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    run = json.loads((out / "run.json").read_text())
+    epoch_times = [float(r["epoch_time_s"]) for r in rows]
+    return {
+        "name": point_name(point),
+        **point,
+        "overrides": overrides,
+        "n_parameters": run["n_parameters"],
+        "status": result["status"],
+        "epochs": len(rows),
+        "test": result["test"],
+        "valid_forces_mae_meV_per_A": [float(r["valid_forces_mae_meV_per_A"]) for r in rows],
+        "valid_energy_mae_meV": [float(r["valid_energy_mae_meV"]) for r in rows],
+        "epoch_time_s": epoch_times,
+        "mean_epoch_time_s": sum(epoch_times) / len(epoch_times),
+        # the median is robust to the slow first epoch and to other jobs on a shared machine
+        "median_epoch_time_s": float(statistics.median(epoch_times)),
+        "wall_time_s": wall,
+    }
+
+
+def sweep(points: list[dict[str, int]], budget: dict[str, Any], runs_dir: Path,
+          progress: bool = True) -> list[dict[str, Any]]:
+    """Run every point in order (one after the other; timings are comparable within a sweep)."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(2)
+    return [run_point(p, budget, runs_dir) for p in tqdm(points, desc="design points",
+                                                           disable=not progress)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="artifacts/phase04/sweep.json")
+    parser.add_argument("--runs", default=None, help="folder for the runs (default: temporary)")
+    parser.add_argument("--max-epochs", type=int, default=BUDGET["max_epochs"])
+    args = parser.parse_args()
+    budget = {**BUDGET, "max_epochs": args.max_epochs,
+              "stage_two_start": max(1, args.max_epochs - 3)}
+    runs_dir = Path(args.runs or tempfile.mkdtemp(prefix="design_space_"))
+    t0 = time.perf_counter()
+    records = sweep(design_points(), budget, runs_dir)
+    result = {
+        "description": "one-at-a-time sweep of (correlation, num_interactions, L) around "
+                       "nu=2, T=2, L=1; MACE (mace-torch ScaleShiftMACE) on rMD17 ethanol, "
+                       "trained by acecourse.training.train with the ci profile and the budget",
+        "command": "python scripts/design_space_sweep.py " + (
+            f"--max-epochs {args.max_epochs}" if args.max_epochs != BUDGET["max_epochs"] else ""),
+        "base": BASE,
+        "budget": budget,
+        "hidden_irreps": {str(k): v for k, v in HIDDEN_IRREPS.items()},
+        "device": f"CPU ({platform.machine()}), torch threads {torch.get_num_threads()}",
+        "software": {"torch": torch.__version__},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "total_wall_time_s": time.perf_counter() - t0,
+        "points": records,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps([{k: r[k] for k in ("name", "n_parameters", "median_epoch_time_s")}
+                      | {"F_MAE": r["test"]["forces_mae_meV_per_A"],
+                         "E_MAE": r["test"]["energy_mae_meV"]} for r in records], indent=1))
+
+
+if __name__ == "__main__":
+    main()
