@@ -169,3 +169,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     ]
     for name, seconds in rows:
         tr.write_line(f"{seconds:8.1f} s  {name}")
+
+
+@pytest.fixture
+def float64_default():
+    """Run a test with torch's default dtype set to float64 (restored afterwards).
+
+    Test modules that check identities to round-off use it for every test:
+    ``pytestmark = pytest.mark.usefixtures("float64_default")``.
+    """
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -12,12 +12,7 @@ from acecourse.equivariance import assert_equivariant, forces_from_energy
 CUTOFF = 5.0
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,7 @@ from acecourse.nn.radial import PolynomialCutoff, RadialEmbedding
 SPECIES = (1, 6, 8)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.fixture()

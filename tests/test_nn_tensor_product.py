@@ -13,13 +13,7 @@ from e3nn import o3
 from acecourse.nn.interaction import uvu_instructions
 from acecourse.nn.tensor_product import HandTensorProduct, e3nn_coupling_tensor
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The trainer reduces the test force error on a few ethanol frames (a quick real run)."""
 
+import pytest
 import torch
 
+from acecourse.data.rmd17 import resolve_data_dir
 from acecourse.nn.trainer import (
     TrainingSettings,
     energy_shift_and_scale,
@@ -16,6 +18,10 @@ def test_subsets_are_nested():
     assert list(small) == list(large[:10]) and len(set(large)) == 50
 
 
+@pytest.mark.skipif(
+    not (resolve_data_dir() / "rmd17_ethanol_train_01.npz").is_file(),
+    reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)",
+)
 def test_training_learns():
     torch.set_num_threads(1)
     settings = TrainingSettings(n_train=20, n_test=10, epochs=6, batch_size=2, learning_rate=2e-2)

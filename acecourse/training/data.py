@@ -53,7 +53,27 @@ def _collate(items: Sequence, device: torch.device) -> dict[str, torch.Tensor]:
     return batch.to(device).to_dict()
 
 
-class StaticBatches:
+class _Batches:
+    """What both batch providers share: a length and an (optionally shuffled) pass over batches."""
+
+    dataset: Sequence
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def iterate(
+        self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield self.batch(order[start : start + batch_size])
+
+
+class StaticBatches(_Batches):
     """Batches of a dataset whose graphs are all identical, gathered on the device.
 
     Parameters
@@ -76,9 +96,6 @@ class StaticBatches:
         self.forces = torch.stack([d.forces for d in dataset]).to(device, dtype)
         self._templates: dict[int, dict[str, torch.Tensor]] = {}
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def template(self, size: int) -> dict[str, torch.Tensor]:
         if size not in self._templates:
             batch = _collate(self.dataset[:size], self.device)
@@ -96,16 +113,8 @@ class StaticBatches:
         out["forces"] = self.forces[idx].reshape(-1, 3)
         return out
 
-    def iterate(
-        self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.batch(order[start : start + batch_size])
 
-
-class LoaderBatches:
+class LoaderBatches(_Batches):
     """General batches through mace-torch's data loader (graphs may differ)."""
 
     def __init__(self, dataset: Sequence, device: torch.device, dtype: torch.dtype):
@@ -113,23 +122,12 @@ class LoaderBatches:
         self.device = device
         self.dtype = dtype
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         items = [self.dataset[int(i)] for i in indices]
         batch = _collate(items, self.device)
         return {
             k: (v.to(self.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()
         }
-
-    def iterate(
-        self, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.batch(order[start : start + batch_size])
 
 
 def make_batches(dataset: Sequence, device: torch.device, dtype: torch.dtype):
