@@ -1,4 +1,4 @@
-"""Command line: ``python -m acecourse.training {train,benchmark} ...``.
+"""Command line: ``python -m acecourse.training {train,benchmark,pack,unpack} ...``.
 
 Examples
 --------
@@ -10,6 +10,11 @@ The GPU run of the chapter (resumes automatically from ``<out>/checkpoint.pt``):
 
     python -m acecourse.training train --profile full --out artifacts/mace_ethanol/seed123 \\
         --set max_wall_s=540
+
+Moving that checkpoint to another machine or session in parts of at most 15 MiB::
+
+    python -m acecourse.training pack artifacts/mace_ethanol/seed123 packed/seed123
+    python -m acecourse.training unpack packed/seed123 artifacts/mace_ethanol/seed123
 """
 
 from __future__ import annotations
@@ -57,12 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--backends", default="e3nn,cueq")
     p_bench.add_argument("--steps", type=int, default=100)
     p_bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p_pack = sub.add_parser("pack", help="split a run's checkpoint into checked, compressed parts")
+    p_pack.add_argument("run_dir", help="training output folder holding checkpoint.pt")
+    p_pack.add_argument("dest", help="folder for the parts and their manifest")
+    p_pack.add_argument("--part-mib", type=float, default=15.0, help="largest part (MiB)")
+    p_unpack = sub.add_parser("unpack", help="check and join packed parts into checkpoint.pt")
+    p_unpack.add_argument("src", help="folder with the parts and their manifest")
+    p_unpack.add_argument("run_dir", help="training output folder to resume in")
     args = parser.parse_args(argv)
 
     command = "python -m acecourse.training " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
     try:
+        if args.command in ("pack", "unpack"):
+            from acecourse.training import transport
+
+            if args.command == "pack":
+                result = transport.pack_checkpoint(args.run_dir, args.dest, args.part_mib)
+            else:
+                result = transport.unpack_checkpoint(args.src, args.run_dir)
+            print(json.dumps(result, indent=2))
+            return 0
         config = make_config(args.profile, _overrides(args.set))
         if args.command == "train":
             from acecourse.training.trainer import train

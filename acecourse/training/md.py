@@ -117,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():
         parser.exit(2, f"error: model file {args.model} not found\n")
+    import sys
+    import time
+
+    from acecourse.training.trainer import _git_commit
+
     torch.set_default_dtype(getattr(torch, args.dtype))
     start = load_rmd17_ethanol("test", indices=[0])[0]
+    t0 = time.perf_counter()
     result = run_nve(
         start,
         mace_calculator(args.model, args.dtype),
@@ -135,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         temperature_K=args.temperature,
         dtype=args.dtype,
         start="rMD17 ethanol test frame 0",
+        command="python -m acecourse.training.md "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        git_commit=_git_commit(),
+        torch_threads=torch.get_num_threads(),
+        wall_time_s=time.perf_counter() - t0,
     )
     Path(args.out).write_text(json.dumps(payload) + "\n")
     print(f"drift {result['drift_meV_per_atom_per_ps']:.4f} meV/atom/ps over {args.steps} steps")

@@ -6,6 +6,15 @@
 #   bash scripts/device/gpu.sh setup            install into /tmp/site (once per machine)
 #   bash scripts/device/gpu.sh bench            e3nn vs cuEquivariance step times -> $OUT
 #   bash scripts/device/gpu.sh train WALL SEEDS [--set ...]   train/resume runs for WALL seconds
+# A full run needs several device sessions, and a fresh machine starts bare.  The checkpoint of
+# one seed (76.8 MB, 63.3 MB packed) leaves a machine in one command as 5 compressed parts of
+# <= 15 MiB (a command returns 8 files of 16 MiB, 64 MiB in all) and goes back in two calls,
+# because a call carries 64 MiB *including* the ~30 MB repository: put the returned parts into
+# the git-ignored folders .ckpt/seedS/a (manifest, part00, part01) and .ckpt/seedS/b (the rest),
+# carry .ckpt/seedS/a in one call and .ckpt/seedS/b in the next (a warm machine keeps both).
+#   bash scripts/device/gpu.sh pack SEEDS          checkpoint -> /tmp/packs/seedS (parts + manifest)
+#   bash scripts/device/gpu.sh fetch SEED          manifest + parts -> $OUT/seedS
+#   bash scripts/device/gpu.sh restore SEED        .ckpt/seedS/** (carried) -> /tmp/runs/seedS
 set -euo pipefail
 SITE=/tmp/site
 RUNS=/tmp/runs
@@ -47,5 +56,19 @@ print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cueq', cuequivarian
     done
     exit $rc
     ;;
-  *) echo "usage: $0 setup|bench|train WALL SEEDS" >&2; exit 2 ;;
+  pack)
+    for seed in ${2//,/ }; do
+      python3 -m acecourse.training pack $RUNS/seed$seed /tmp/packs/seed$seed | head -4
+      ls -l /tmp/packs/seed$seed
+    done
+    ;;
+  fetch)
+    seed=$2; mkdir -p "$OUT/seed$seed"
+    cp /tmp/packs/seed$seed/checkpoint.* "$OUT/seed$seed/"
+    ls -l "$OUT/seed$seed"
+    ;;
+  restore)
+    python3 -m acecourse.training unpack .ckpt/seed$2 $RUNS/seed$2 | head -4
+    ;;
+  *) echo "usage: $0 setup|bench|train WALL SEEDS|pack SEEDS|fetch SEED|restore SEED" >&2; exit 2 ;;
 esac
