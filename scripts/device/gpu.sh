@@ -2,7 +2,7 @@
 # How the chapter's GPU runs were made, on a lent H100 with no internet (see the README of
 # 03_mace_architecture/04_training_mace).  The machine has Python 3.12 and torch (CUDA); the
 # wheels of mace-torch 0.3.16, e3nn 0.4.4, cuequivariance 0.13 and the rMD17 files travel in the
-# git-ignored folder .carry/ (whl/, ops.tar.xz, rmd17/).
+# git-ignored folder .carry/ (whl/, ops.tar.xz, rmd17/), built by scripts/device/make_carry.sh.
 #   bash scripts/device/gpu.sh setup            install into /tmp/site (once per machine)
 #   bash scripts/device/gpu.sh bench            e3nn vs cuEquivariance step times -> $OUT
 #   bash scripts/device/gpu.sh train WALL SEEDS [--set ...]   train/resume runs for WALL seconds
@@ -25,14 +25,19 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" "$RUNS"
 case "$1" in
   setup)
-    if [ ! -f $SITE/.installed ]; then
+    # installs what has arrived; .carry may come in one call or in two (see make_carry.sh)
+    if [ -d .carry/whl ] && [ ! -f $SITE/.base ]; then
       python3 -m pip install -q --no-index --no-deps --no-compile --target $SITE .carry/whl/*.whl
+      touch $SITE/.base
+    fi
+    if [ -f .carry/ops.tar.xz ] && [ ! -f $SITE/.ops ]; then
       tar -xJf .carry/ops.tar.xz -C /tmp
-      touch $SITE/.installed
+      touch $SITE/.ops
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-    python3 -c "import torch, e3nn, mace, cuequivariance_torch, cuequivariance_ops_torch; \
-print('torch', torch.__version__, 'e3nn', e3nn.__version__, 'cueq', cuequivariance_torch.__version__, torch.cuda.get_device_name())"
+    python3 -c "import importlib.util as u, torch, e3nn, mace; \
+print('torch', torch.__version__, 'e3nn', e3nn.__version__, torch.cuda.get_device_name(), \
+'cuEquivariance ops', 'installed' if u.find_spec('cuequivariance_ops_torch') else 'not yet (carry .carry/ops.tar.xz)')"
     ;;
   bench)
     python3 -m acecourse.training benchmark --profile full --steps ${STEPS:-60} \
