@@ -93,6 +93,27 @@ def test_ema_matches_torch_ema():
 
 
 @needs_data
+def test_float32_run_is_also_evaluated_in_float64(tmp_path):
+    config = make_config("ci", dict(TINY, max_epochs=2, stage_two_start=None, dtype="float32"))
+    result = train(config, tmp_path)
+    record = json.loads((tmp_path / "test_metrics_float64.json").read_text())
+    assert record["metrics"] == result["test_float64"]
+    f32, f64 = result["test"], result["test_float64"]
+    # the same (EMA) weights: forces agree to float32 precision, energies to float32 rounding of
+    # ~4209 eV (an export of the raw instead of the EMA weights once broke this by 12 meV)
+    assert (
+        abs(f32["forces_mae_meV_per_A"] - f64["forces_mae_meV_per_A"])
+        < 1e-3 * f64["forces_mae_meV_per_A"]
+    )
+    assert abs(f32["energy_mae_meV"] - f64["energy_mae_meV"]) < 2.0
+    # the command line re-evaluates a finished run to the same numbers
+    assert main(["evaluate", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "test_metrics_float64.json").read_text())["metrics"]
+    for key, value in f64.items():
+        assert again[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+
+
+@needs_data
 def test_training_learns_and_writes_artifacts(tmp_path):
     config = make_config("ci", dict(TINY, n_train=20, max_epochs=8, stage_two_start=None))
     result = train(config, tmp_path)

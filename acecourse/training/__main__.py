@@ -1,4 +1,4 @@
-"""Command line: ``python -m acecourse.training {train,benchmark,pack,unpack} ...``.
+"""Command line: ``python -m acecourse.training {train,benchmark,evaluate,pack,unpack} ...``.
 
 Examples
 --------
@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--backends", default="e3nn,cueq")
     p_bench.add_argument("--steps", type=int, default=100)
     p_bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p_eval = sub.add_parser("evaluate", help="test metrics of a finished run in float64")
+    p_eval.add_argument("run_dir", help="training output folder with model.pt.gz and config.json")
+    p_eval.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p_eval.add_argument("--batch-size", type=int, default=None)
     p_pack = sub.add_parser("pack", help="split a run's checkpoint into checked, compressed parts")
     p_pack.add_argument("run_dir", help="training output folder holding checkpoint.pt")
     p_pack.add_argument("dest", help="folder for the parts and their manifest")
@@ -75,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
     try:
+        if args.command == "evaluate":
+            from acecourse.training.evaluate import evaluate_float64
+
+            record = evaluate_float64(
+                args.run_dir, args.device, batch_size=args.batch_size, command=command
+            )
+            print(json.dumps(record, indent=2))
+            return 0
         if args.command in ("pack", "unpack"):
             from acecourse.training import transport
 

@@ -129,3 +129,11 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     if config.dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {config.dtype!r}")
     return config
+
+
+def held_out_test_indices(config: TrainConfig):
+    """The test frames of a run: all 1,000, or ``n_test`` spread evenly over them."""
+    import numpy as np
+
+    n_test = 1000 if config.n_test is None else config.n_test
+    return np.unique(np.linspace(0, 999, n_test).round().astype(int))

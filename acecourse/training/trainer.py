@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol, train_valid_split
-from acecourse.training.config import TrainConfig
+from acecourse.training.config import TrainConfig, held_out_test_indices
 from acecourse.training.data import (
     Z_TABLE,
     atomic_reference_energies,
@@ -202,8 +202,7 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     )
     train_frames = load_rmd17_ethanol("train", config.data_dir, indices=train_idx)
     valid_frames = load_rmd17_ethanol("train", config.data_dir, indices=valid_idx)
-    n_test = 1000 if config.n_test is None else config.n_test
-    test_idx = np.unique(np.linspace(0, 999, n_test).round().astype(int))
+    test_idx = held_out_test_indices(config)
     test_frames = load_rmd17_ethanol("test", config.data_dir, indices=test_idx)
     stats = energy_statistics(train_frames)
     e0s = atomic_reference_energies(train_frames, config.e0s)
@@ -479,6 +478,14 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
 
     save_checkpoint(epoch)
     test = finalize(model, ema, data, config, out, device, dtype)
+    result = {"status": status, "epoch": epoch, "test": test, "output_dir": str(out)}
+    if dtype != torch.float64:  # float32 cannot resolve sub-meV errors of a 4209 eV energy
+        from acecourse.training.evaluate import evaluate_float64
+
+        record = evaluate_float64(
+            out, device.type, config.data_dir, config.valid_batch_size, command="finalize"
+        )
+        result["test_float64"] = record["metrics"]
     session["wall_time_s"] = time.perf_counter() - t_session
     _write_json(
         {
@@ -490,7 +497,7 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
         },
         out / "run.json",
     )
-    return {"status": status, "epoch": epoch, "test": test, "output_dir": str(out)}
+    return result
 
 
 def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, float]:
@@ -504,8 +511,10 @@ def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, fl
             from acecourse.training.model import to_e3nn
 
             export = to_e3nn(model, device="cpu")
+        # clone: on a CPU float32 run .cpu().float() returns the parameter itself, which the end
+        # of this block overwrites with the raw weights again
         state = {
-            k: (v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
+            k: (v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()).clone()
             for k, v in export.state_dict().items()
         }
     test = error_metrics(test_pred, data["test_numbers"])
