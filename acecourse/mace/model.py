@@ -205,6 +205,10 @@ def build_mace_torch(config: MACEConfig) -> torch.nn.Module:
         "correlation": c.correlation,
         "radial_type": "bessel",
         "radial_MLP": list(c.radial_MLP),
+        # mace-torch's class default (True) uses cuEquivariance's reduced basis whenever
+        # cuequivariance is installed; the rebuild follows the original coupling basis, which is
+        # also mace_run_train's default (--use_reduced_cg False)
+        "use_reduced_cg": False,
     }
     if c.scale_shift:
         return modules.ScaleShiftMACE(
