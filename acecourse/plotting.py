@@ -48,3 +48,21 @@ def save_figure(fig: plt.Figure, name: str, directory: Path | None = None) -> Pa
     path = target / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")
     return path
+
+
+def markdown_table(header, rows) -> str:
+    """A Markdown table of ``header`` and ``rows`` (any values, shown with ``str``)."""
+
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|")  # a literal | would split the column
+
+    lines = ["| " + " | ".join(cell(x) for x in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def show_table(header, rows) -> None:
+    """Display :func:`markdown_table` in a notebook (rendered as a table in the book)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown_table(header, rows)))

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class TrainConfig:
@@ -131,9 +133,7 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     return config
 
 
-def held_out_test_indices(config: TrainConfig):
+def held_out_test_indices(config: TrainConfig) -> np.ndarray:
     """The test frames of a run: all 1,000, or ``n_test`` spread evenly over them."""
-    import numpy as np
-
     n_test = 1000 if config.n_test is None else config.n_test
     return np.unique(np.linspace(0, 999, n_test).round().astype(int))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
-from acecourse.training.trainer import load_trained_model
+from acecourse.training.trainer import _git_commit, load_trained_model
 
 
 def mace_calculator(model_path: str | os.PathLike, dtype: str = "float64"):
@@ -117,11 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():
         parser.exit(2, f"error: model file {args.model} not found\n")
-    import sys
-    import time
-
-    from acecourse.training.trainer import _git_commit
-
     torch.set_default_dtype(getattr(torch, args.dtype))
     start = load_rmd17_ethanol("test", indices=[0])[0]
     t0 = time.perf_counter()

@@ -4,8 +4,9 @@ A run of the ``full`` profile needs more GPU time than one device session has, s
 must leave the device machine and come back to a fresh one.  Files travel under limits: a command
 returns at most 8 files of 16 MiB (64 MiB in all), and a call carries at most 64 MiB with the
 repository included.  The checkpoint of the 256-channel model (weights, their moving average and
-the three AMSGrad moments: 76.8 MB, 63.3 MB compressed) fits neither whole, so :func:`pack_checkpoint` writes it as zlib-compressed parts of at most
-``part_mib`` MiB with a manifest of SHA-256 sums, and :func:`unpack_checkpoint` checks every part
+the three AMSGrad moments: 76.8 MB, 63.3 MB compressed) fits neither whole, so
+:func:`pack_checkpoint` writes it as zlib-compressed parts of at most ``part_mib`` MiB with a
+manifest of SHA-256 sums, and :func:`unpack_checkpoint` checks every part
 and the joined file before it writes ``checkpoint.pt`` back, bit for bit.  The resumed run is
 then the same run (``tests/test_training.py`` checks that resuming reproduces an uninterrupted
 run).
