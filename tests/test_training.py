@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from acecourse.data.rmd17 import load_rmd17_ethanol, resolve_data_dir
 from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
-from acecourse.training.steps import EMA
+from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer import TrainingError
 from acecourse.training.trainer_loss import loss_function
 from acecourse.training.transport import TransportError, pack_checkpoint, unpack_checkpoint
@@ -159,6 +162,88 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     train(make_config("ci", dict(TINY, max_wall_s=1e-9)), tmp_path)
     with pytest.raises(TrainingError, match="other settings"):
         train(make_config("ci", dict(TINY, lr=0.5)), tmp_path)
+    # the checkpoint is at epoch 1: moving stage two before it would rewrite the past
+    with pytest.raises(TrainingError, match="stage_two_start can change only"):
+        train(make_config("ci", dict(TINY, stage_two_start=0)), tmp_path)
+
+
+@needs_data
+@pytest.mark.parametrize("signals", [1, 2])
+def test_signal_pauses_and_the_resumed_run_is_the_same_run(tmp_path, monkeypatch, signals):
+    """SIGTERM in the middle of epoch 2 (of 2 steps each): one signal finishes and checkpoints
+    epoch 2; a second one stops at once and keeps epoch 1's checkpoint.  Either way the resumed
+    run equals an uninterrupted one (the steps of a half-done epoch must not be saved)."""
+    straight = train(make_config("ci", TINY), tmp_path / "straight")
+    step, calls = StepRunner.step, []
+
+    def step_and_signal(self, batch):
+        calls.append(1)
+        if len(calls) == 3:  # first step of epoch 2
+            for _ in range(signals):
+                os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, batch)
+
+    monkeypatch.setattr(StepRunner, "step", step_and_signal)
+    first = train(make_config("ci", TINY), tmp_path / "run")
+    assert first == {"status": "paused", "epoch": 3 - signals, "output_dir": str(tmp_path / "run")}
+    monkeypatch.setattr(StepRunner, "step", step)
+    resumed = train(make_config("ci", TINY), tmp_path / "run")
+    assert resumed["status"] == "finished" and resumed["epoch"] == 4
+    for key, value in straight["test"].items():
+        assert resumed["test"][key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("checkpoint_every=0", "setting checkpoint_every=0 must be a positive integer"),
+        ("lr=fast", 'setting lr="fast" must be a positive number'),
+        ("max_epochs=10.5", "setting max_epochs=10.5 must be a positive integer"),
+        ("at_wall=stop", 'setting at_wall="stop" must be pause or finish'),
+        ("device=gpu", 'setting device="gpu" must be auto, cpu or cuda'),
+        ("n_valid=1000", "setting n_valid=1000 must be an integer from 1 to 999"),
+        ("radial_mlp=[16,0]", "setting radial_mlp=[16, 0] must be a list of positive integers"),
+    ],
+)
+def test_cli_rejects_bad_setting_values_in_one_line(tmp_path, capsys, setting, message):
+    assert main(["train", "--out", str(tmp_path / "run"), "--set", setting]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {message}") and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_make_config_normalises_numbers():
+    config = make_config("ci", {"lr": 1, "max_wall_s": 540, "correlation": np.int64(3)})
+    assert isinstance(config.lr, float) and config.max_wall_s == 540.0
+    assert type(config.correlation) is int
+
+
+SMALL_MODEL = Path(__file__).resolve().parents[1] / "artifacts/mace_ethanol/cpu_small/model.pt.gz"
+
+
+@needs_data
+def test_relax_uses_ases_per_atom_force_norm(tmp_path, capsys):
+    from acecourse.training.md import mace_calculator, relax
+    from acecourse.training.md import main as md_main
+
+    start = load_rmd17_ethanol("test", indices=[0])[0]
+    calculator = mace_calculator(SMALL_MODEL)
+    result = relax(start, calculator, fmax=0.05)
+    forces = result["atoms"].get_forces()
+    # ASE converges on the largest per-atom force norm; report that, not the largest component
+    assert result["converged"]
+    assert result["max_force_eV_per_A"] == pytest.approx(np.linalg.norm(forces, axis=1).max())
+    assert result["max_force_eV_per_A"] < 0.05
+    # one energy before the first step and one after each step, no duplicate
+    assert len(result["energies_eV"]) == result["steps"] + 1
+    assert result["energies_eV"][0] == pytest.approx(
+        calculator.get_potential_energy(start.copy()), abs=1e-9
+    )
+    with pytest.raises(SystemExit) as stop:
+        md_main([str(SMALL_MODEL), str(tmp_path / "md.json"), "--steps", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --steps 0 is out of range") and "\n" not in err
 
 
 def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeypatch):
@@ -205,3 +290,31 @@ def test_packed_checkpoint_round_trip_and_damage(tmp_path, capsys):
     )
     assert main(["pack", str(tmp_path / "nothing"), str(tmp_path / "p")]) == 2
     assert "no checkpoint to pack" in capsys.readouterr().err
+
+
+@needs_data
+def test_md_command_keeps_the_temperature_trajectory(tmp_path):
+    from acecourse.training.md import main as md_main
+
+    out = tmp_path / "md.json"
+    assert md_main([str(SMALL_MODEL), str(out), "--steps", "4", "--every", "2"]) == 0
+    record = json.loads(out.read_text())
+    # once overwritten by the scalar start temperature: the trajectory's must stay a list
+    assert len(record["temperature_K"]) == len(record["time_fs"]) == 3
+    assert record["start_temperature_K"] == 300.0
+
+
+@needs_data
+def test_benchmark_times_real_training_steps(tmp_path):
+    from acecourse.training.benchmark import benchmark
+
+    config = make_config("ci", dict(TINY, n_train=20))
+    result = benchmark(config, ["e3nn"], steps=6, out_file=tmp_path / "bench.json")
+    timing = result["backends"]["e3nn"]
+    assert 0 < timing["min_ms_per_step"] <= timing["median_ms_per_step"]
+    assert timing["min_ms_per_step"] <= timing["mean_ms_per_step"]
+    assert timing["steps_per_epoch"] == 4 and len(timing["losses"]) == 6 + 10  # with warm-up
+    assert not timing["cuda_graph_used"]  # no graph on the CPU path
+    # they are optimiser steps: the loss moves
+    assert timing["losses"][-1] != timing["losses"][0]
+    assert json.loads((tmp_path / "bench.json").read_text())["backends"]["e3nn"] == timing

@@ -35,7 +35,11 @@ def _sync(device: torch.device) -> None:
 def time_steps(
     model, batches, config: TrainConfig, steps: int, device, use_graph: bool = False
 ) -> dict[str, float]:
-    """Median and mean wall time (ms) of full training steps (with EMA) after a warm-up."""
+    """Median, mean and minimum wall time (ms) of full training steps (with EMA) after a warm-up.
+
+    The minimum is the estimate least affected by other load on the machine (it can only be
+    raised by interference, never lowered), the one to compare design points with on a shared CPU.
+    """
     groups = parameter_groups(model, config)
     if use_graph:
         for group in groups:
@@ -65,6 +69,7 @@ def time_steps(
         "cuda_graph_error": runner.capture_error,
         "median_ms_per_step": float(times_t.median()) * 1e3,
         "mean_ms_per_step": float(times_t.mean()) * 1e3,
+        "min_ms_per_step": float(times_t.min()) * 1e3,
         "steps_per_epoch": steps_per_epoch,
         "epoch_s_from_median": float(times_t.median()) * steps_per_epoch,
         "losses": losses,

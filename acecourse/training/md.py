@@ -33,17 +33,24 @@ def mace_calculator(model_path: str | os.PathLike, dtype: str = "float64"):
 
 
 def relax(atoms: Atoms, calculator, fmax: float = 0.01, steps: int = 200) -> dict:
-    """BFGS geometry optimisation to max force ``fmax`` (eV/Å); returns the energy history."""
+    """BFGS geometry optimisation until the largest force on an atom is below ``fmax`` (eV/Å).
+
+    ASE's criterion, as here: the Euclidean norm of each atom's force vector, not each
+    component.  Returns the relaxed atoms, the energy before the first step and after every step
+    (``steps + 1`` values, eV), the final largest force norm, whether it converged, and the
+    number of steps.
+    """
     atoms = atoms.copy()
     atoms.calc = calculator
-    energies = [atoms.get_potential_energy()]
+    energies: list[float] = []
     optimizer = BFGS(atoms, logfile=None)
+    # ASE calls observers once before the first step and once after every step
     optimizer.attach(lambda: energies.append(atoms.get_potential_energy()))
     converged = optimizer.run(fmax=fmax, steps=steps)
     return {
         "atoms": atoms,
         "energies_eV": np.array(energies),
-        "max_force_eV_per_A": float(np.abs(atoms.get_forces()).max()),
+        "max_force_eV_per_A": float(np.linalg.norm(atoms.get_forces(), axis=1).max()),
         "converged": bool(converged),
         "steps": optimizer.get_number_of_steps(),
     }
@@ -103,7 +110,14 @@ def run_nve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m acecourse.training.md MODEL OUT.json --steps N``: NVE run written as JSON."""
+    """``python -m acecourse.training.md MODEL OUT.json --steps N``: NVE run written as JSON.
+
+    The JSON holds :func:`run_nve`'s records (time, energies, ``temperature_K`` per record),
+    the drift and fluctuation, and the run's parameters (``start_temperature_K`` is that of the
+    initial Maxwell-Boltzmann velocities).  Files written before this key existed stored the
+    start temperature under ``temperature_K``, replacing the trajectory's temperatures; compute
+    those from ``kinetic_energy_eV`` (``2 E_kin / (3 N k_B)``, as ASE does).
+    """
     import argparse
 
     from acecourse.data.rmd17 import load_rmd17_ethanol
@@ -119,6 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.model).is_file():
         parser.exit(2, f"error: model file {args.model} not found\n")
+    for name, value, ok in (
+        ("--steps", args.steps, args.steps >= 2),
+        ("--every", args.every, 1 <= args.every <= args.steps // 2),
+        ("--timestep-fs", args.timestep_fs, 0 < args.timestep_fs < 10),
+        ("--temperature", args.temperature, 0 <= args.temperature < 1e5),
+    ):
+        if not ok:
+            parser.exit(
+                2,
+                f"error: {name} {value} is out of range (steps >= 2, 1 <= every <= steps/2 so "
+                "that the drift fit has points, 0 < timestep < 10 fs, temperature >= 0 K)\n",
+            )
     torch.set_default_dtype(getattr(torch, args.dtype))
     start = load_rmd17_ethanol("test", indices=[0])[0]
     t0 = time.perf_counter()
@@ -131,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         every=args.every,
     )
     payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()}
-    payload.update(
+    payload.update(  # "temperature_K" stays the trajectory's temperature (K), one per record
         model=str(args.model),
         steps=args.steps,
         timestep_fs=args.timestep_fs,
-        temperature_K=args.temperature,
+        start_temperature_K=args.temperature,
         dtype=args.dtype,
         start="rMD17 ethanol test frame 0",
         command="python -m acecourse.training.md "

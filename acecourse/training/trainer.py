@@ -227,11 +227,25 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
 
 
 class _StopFlag:
+    """SIGINT/SIGTERM handler.  First signal: finish the current epoch, checkpoint it, pause.
+    Second signal: stop at once and keep the last checkpoint (the steps of the unfinished epoch
+    are dropped, so a resumed run stays the same run as an uninterrupted one)."""
+
     def __init__(self) -> None:
-        self.stop = False
+        self.signals = 0
+
+    @property
+    def stop(self) -> bool:
+        return self.signals > 0
+
+    @property
+    def now(self) -> bool:
+        return self.signals > 1
 
     def __call__(self, signum, frame) -> None:
-        self.stop = True
+        self.signals += 1
+        what = "after this epoch (signal again to stop now)" if self.signals == 1 else "now"
+        print(f"signal {signum}: pausing {what}", file=sys.stderr, flush=True)
 
 
 def train(
@@ -245,8 +259,10 @@ def train(
     Returns
     -------
     dict
-        ``status`` ("finished" or "paused": stopped by ``max_wall_s`` or a signal, resumable),
-        ``epoch`` (completed epochs) and, when finished, ``test`` (test metrics).
+        ``status``: "finished"; "finished_at_wall_time" (``max_wall_s`` with ``at_wall="finish"``,
+        evaluated); or "paused" (``max_wall_s`` with ``at_wall="pause"``, or SIGINT/SIGTERM:
+        resumable, and the resumed run equals an uninterrupted one).  ``epoch``: epochs completed
+        (for "paused", those in the checkpoint).  When finished, ``test`` (test metrics).
     """
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, config.dtype))
@@ -291,8 +307,11 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         if state["config"] != config.to_dict():
+            new_config = config.to_dict()
             changed = sorted(
-                k for k in state["config"] if state["config"][k] != config.to_dict()[k]
+                k
+                for k in state["config"].keys() | new_config.keys()
+                if state["config"].get(k) != new_config.get(k)
             )
             allowed = {
                 "max_wall_s",
@@ -306,6 +325,16 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
                 raise TrainingError(
                     f"checkpoint {ckpt_path} was written with other settings ({', '.join(changed)}): "
                     "use a new output folder or --no-resume"
+                )
+            old_start, new_start = state["config"]["stage_two_start"], config.stage_two_start
+            if "stage_two_start" in changed and (
+                (old_start is not None and state["epoch"] > old_start)
+                or (new_start is not None and new_start < state["epoch"])
+            ):
+                raise TrainingError(
+                    f"checkpoint {ckpt_path} is at epoch {state['epoch']}: stage_two_start can "
+                    f"change only while both the old ({old_start}) and the new ({new_start}) "
+                    "start lie ahead of it"
                 )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -404,10 +433,10 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             ):
                 total += runner.step(batch)
                 count += 1
-                if stop.stop:
+                if stop.now:
                     break
-            if stop.stop:
-                status = "paused"
+            if stop.now:  # a second signal: drop the unfinished epoch, keep the last checkpoint
+                status = "interrupted"
                 break
             train_loss = float(total) / count
             if not math.isfinite(train_loss):
@@ -458,6 +487,9 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
             ):
                 save_checkpoint(epoch)
                 last_ckpt = time.perf_counter()
+            if stop.stop and epoch < config.max_epochs:  # one signal: pause after this epoch
+                status = "paused"
+                break
             out_of_time = (
                 config.max_wall_s is not None
                 and elapsed + 2 * history[-1]["epoch_time_s"] > config.max_wall_s
@@ -472,6 +504,10 @@ def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -
 
     run_info["cuda_graph_used"] = runner.graph is not None
     run_info["cuda_graph_error"] = runner.capture_error
+    if status == "interrupted":
+        # the model, optimiser, EMA and generator have moved into the unfinished epoch: saving
+        # them as epoch `epoch` would make the resumed run differ; keep the last checkpoint
+        return {"status": "paused", "epoch": session["end_epoch"], "output_dir": str(out)}
     if status == "paused":
         save_checkpoint(epoch)
         return {"status": status, "epoch": epoch, "output_dir": str(out)}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How the chapter's GPU runs were made, on a lent H100 with no internet (see the README of
-# 03_mace_architecture/04_training_mace).  The machine has Python 3.12 and torch (CUDA); the
+# How the chapter's GPU runs were made, on a lent H100 with no internet (steps in
+# scripts/device/README.md; results in artifacts/mace_ethanol/).  The machine has Python 3.12 and torch (CUDA); the
 # wheels of mace-torch 0.3.16, e3nn 0.4.4, cuequivariance 0.13 and the rMD17 files travel in the
 # git-ignored folder .carry/ (whl/, ops.tar.xz, rmd17/), built by scripts/device/make_carry.sh.
 #   bash scripts/device/gpu.sh setup            install into /tmp/site (once per machine)
