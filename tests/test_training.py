@@ -263,6 +263,23 @@ def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeyp
     assert err[-1].startswith("error: ") and "rmd17_ethanol_train_01.npz" in err[-1]
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["benchmark", "--out", "b.json", "--steps", "0"], "--steps 0"),
+        (["benchmark", "--out", "b.json", "--backends", "e3nn,fast"], "unknown 'fast'"),
+        (["evaluate", "run", "--batch-size", "-1"], "--batch-size -1"),
+        (["pack", "run", "dest", "--part-mib", "0"], "--part-mib 0.0"),
+    ],
+)
+def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
 def test_packed_checkpoint_round_trip_and_damage(tmp_path, capsys):
     payload = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
     (tmp_path / "run").mkdir()
