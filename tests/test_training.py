@@ -266,10 +266,10 @@ def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeyp
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["benchmark", "--out", "b.json", "--steps", "0"], "--steps 0"),
-        (["benchmark", "--out", "b.json", "--backends", "e3nn,fast"], "unknown 'fast'"),
-        (["evaluate", "run", "--batch-size", "-1"], "--batch-size -1"),
-        (["pack", "run", "dest", "--part-mib", "0"], "--part-mib 0.0"),
+        (["benchmark", "--out", "b.json", "--steps", "0"], "steps=0"),
+        (["benchmark", "--out", "b.json", "--backends", "e3nn,fast"], "unknown backend 'fast'"),
+        (["evaluate", "run", "--batch-size", "-1"], "batch_size=-1"),
+        (["pack", "run", "dest", "--part-mib", "0"], "got 0.0 MiB"),
     ],
 )
 def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, monkeypatch, argv, message):

@@ -26,6 +26,8 @@ from acecourse.training.trainer import (
     software_versions,
 )
 
+BACKENDS = ("e3nn", "cueq", "e3nn+graph", "cueq+graph")
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -80,6 +82,13 @@ def benchmark(
     config: TrainConfig, backends: list[str], steps: int, out_file: str | Path
 ) -> dict[str, Any]:
     """Time ``steps`` training steps per backend; write and return a JSON-able dict."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ValueError(
+            f"unknown backend {', '.join(map(repr, unknown))}; choose from {', '.join(BACKENDS)}"
+        )
+    if steps < 1:
+        raise ValueError(f"steps={steps}: give a positive number of timed steps")
     torch.set_default_dtype(getattr(torch, config.dtype))
     device = resolve_device(config)
     dtype = getattr(torch, config.dtype)
@@ -96,17 +105,12 @@ def benchmark(
     probe = batches.batch(torch.arange(config.batch_size))
     outputs = {}
     for backend in backends:
-        if backend == "cueq":
+        if backend.startswith("cueq"):
             model = to_cueq(reference, device=device.type).to(device)
-        elif backend in ("e3nn", "e3nn+graph", "cueq+graph"):
-            if backend == "cueq+graph":
-                model = to_cueq(reference, device=device.type).to(device)
-            else:
-                model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-                model.load_state_dict(reference.state_dict())
-                model = model.to(device)
         else:
-            raise ValueError(f"unknown backend {backend!r}")
+            model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+            model.load_state_dict(reference.state_dict())
+            model = model.to(device)
         pred = model(probe, training=False, compute_force=True)
         outputs[backend] = (pred["energy"].detach().double(), pred["forces"].detach().double())
         del pred  # a live autograd graph would break CUDA-graph capture

@@ -42,6 +42,8 @@ def evaluate_float64(
     command: str | None = None,
 ) -> dict:
     """Evaluate ``run_dir/model.pt.gz`` on the run's test frames in float64; write and return it."""
+    if batch_size is not None and batch_size < 1:
+        raise TrainingError(f"batch_size={batch_size}: give a positive batch size")
     run_dir = Path(run_dir)
     model_path, config_path = run_dir / "model.pt.gz", run_dir / "config.json"
     for path in (model_path, config_path):

@@ -37,11 +37,11 @@ def pack_checkpoint(
     run_dir: str | os.PathLike, dest: str | os.PathLike, part_mib: float = 15.0
 ) -> dict:
     """Write ``run_dir/checkpoint.pt`` as compressed parts plus a manifest into ``dest``."""
+    if not part_mib > 0:
+        raise TransportError(f"part size must be positive, got {part_mib} MiB")
     src = Path(run_dir) / CHECKPOINT_NAME
     if not src.is_file():
         raise TransportError(f"{src}: no checkpoint to pack (train first)")
-    if not part_mib > 0:
-        raise TransportError(f"part size must be positive, got {part_mib} MiB")
     raw = src.read_bytes()
     packed = zlib.compress(raw, 6)
     size = max(1, int(part_mib * 2**20))
