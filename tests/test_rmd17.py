@@ -190,3 +190,127 @@ def test_train_valid_split_is_950_50_and_seeded() -> None:
     np.testing.assert_array_equal(np.sort(np.concatenate([train, valid])), np.arange(1000))
     _, valid2 = rmd17.train_valid_split()
     np.testing.assert_array_equal(valid, valid2)
+
+
+# --------------------------------------------------------------------------- download and CLI
+def _serve_copies(tmp_path: Path) -> str:
+    """A folder with copies of the split files, and its file:// URL (a stand-in for a mirror)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    _copy_both(served)
+    return served.as_uri()
+
+
+def test_missing_file_error_names_the_download_command(tmp_path) -> None:
+    with pytest.raises(RMD17DataError) as error:
+        load_rmd17_ethanol("test", data_dir=tmp_path)
+    message = str(error.value)
+    assert "python -m acecourse.data download --dir DIR" in message, message
+    assert "download=True" in message and rmd17.ENV_VAR in message, message
+
+
+@needs_data
+def test_download_true_uses_the_base_url_override(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(rmd17.URL_ENV_VAR, _serve_copies(tmp_path))
+    target = tmp_path / "target"
+    frames = load_rmd17_ethanol("test", data_dir=target, indices=[0, 999], download=True)
+    assert [a.info["rmd17_index"] for a in frames] == [0, 999]
+    for name in FILES:  # both files fetched, byte-identical to the published ones
+        assert rmd17.sha256_of(target / name) == rmd17.SHA256[name]
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILES)  # no partial file left
+
+
+@needs_data
+def test_download_refuses_an_altered_file_and_leaves_nothing(tmp_path) -> None:
+    base = _serve_copies(tmp_path)
+    served = tmp_path / "served" / "rmd17_ethanol_test_01.npz"
+    with np.load(served) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["forces"][0, 0, 0] += 1e-9  # one force component altered
+    np.savez(served, **arrays)
+    target = tmp_path / "target"
+    with pytest.raises(RMD17DataError) as error:
+        rmd17.download_split_files(target, base)
+    assert "\n" not in str(error.value) and "truncated or altered" in str(error.value)
+    # the good file is kept, the altered one never gets its final name
+    assert sorted(p.name for p in target.iterdir()) == ["rmd17_ethanol_train_01.npz"]
+
+
+def test_unreachable_url_is_a_one_line_error(tmp_path) -> None:
+    url = (tmp_path / "no_such_folder").as_uri()
+    with pytest.raises(RMD17DataError) as error:
+        rmd17.download_split_files(tmp_path / "target", url)
+    message = str(error.value)
+    assert "\n" not in message and f"{url}/rmd17_ethanol_train_01.npz" in message, message
+    assert not list((tmp_path / "target").iterdir())
+
+
+def test_not_an_archive_is_a_one_line_error(tmp_path) -> None:
+    fake = tmp_path / "fake.tar.bz2"
+    fake.write_bytes(b"not a bzip2 archive")
+    with pytest.raises(RMD17DataError, match="not a readable rMD17 archive") as error:
+        rmd17.download_rmd17(tmp_path / "target", url=fake.as_uri())
+    assert "\n" not in str(error.value)
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from acecourse.data.__main__ import main
+
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse's usage errors
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["upload", "--dir", "x"], ["download"], ["download", "--dir"]],
+    ids=["no-command", "unknown-command", "no-dir", "empty-dir"],
+)
+def test_cli_bad_input_exits_2_with_one_line(argv, capsys) -> None:
+    status, out, err = _cli(argv, capsys)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "error" in err, err
+
+
+def test_cli_dir_that_is_a_file_exits_2(tmp_path, capsys) -> None:
+    (tmp_path / "a_file").write_text("")
+    status, out, err = _cli(["download", "--dir", str(tmp_path / "a_file")], capsys)
+    assert status == 2 and out == "" and err.count("\n") == 1 and "not a folder" in err
+
+
+def test_cli_failed_download_exits_1_with_one_line(tmp_path, capsys) -> None:
+    url = (tmp_path / "nowhere").as_uri()
+    status, out, err = _cli(["download", "--dir", str(tmp_path / "d"), "--url", url], capsys)
+    assert status == 1 and out == "" and err.count("\n") == 1 and url in err, err
+
+
+@needs_data
+def test_cli_downloads_checks_and_prints_the_export_line(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv(rmd17.URL_ENV_VAR, _serve_copies(tmp_path))
+    target = tmp_path / "with space"
+    status, out, err = _cli(["download", "--dir", str(target)], capsys)
+    assert status == 0, err
+    export = out.strip().splitlines()[-1]
+    assert export == f"export {rmd17.ENV_VAR}='{target}'", out  # shell-quoted
+    for name in FILES:
+        assert rmd17.sha256_of(target / name) == rmd17.SHA256[name]
+    # a second run finds the checked files and fetches nothing (the source is gone)
+    monkeypatch.setenv(rmd17.URL_ENV_VAR, (tmp_path / "gone").as_uri())
+    status, out, _ = _cli(["download", "--dir", str(target)], capsys)
+    assert status == 0 and out.strip().splitlines()[-1] == export
+
+
+def test_cli_runs_as_a_module(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "acecourse.data", "download"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "--dir" in result.stderr, result.stderr

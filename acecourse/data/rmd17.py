@@ -12,7 +12,11 @@ and ``atoms.arrays["REF_forces"]`` (eV/Å), names that cannot collide with the `
 Where the files come from, in order: the ``data_dir`` argument, the environment variable
 ``ACECOURSE_RMD17_DIR``, ``../shared/data/rmd17`` next to the repository (the course's offline
 mirror), and ``~/.cache/acecourse/rmd17``.  With ``download=True`` missing files are fetched from
-the public figshare record of rMD17 into the first of those directories.
+the public figshare record of rMD17 into the first of those directories (``~/.cache/acecourse/rmd17``
+when neither the argument nor the variable is set); ``python -m acecourse.data download --dir DIR``
+does the same from a shell.  The environment variable ``ACECOURSE_RMD17_URL`` replaces the public
+archive by a folder (``https://`` or ``file://``) that serves the two split files themselves, e.g.
+a mirror; every downloaded file is checked against its SHA-256 as any other.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from ase import Atoms, units
 
 ENV_VAR = "ACECOURSE_RMD17_DIR"
 """Environment variable naming the directory that holds the rMD17 split files."""
+
+URL_ENV_VAR = "ACECOURSE_RMD17_URL"
+"""Environment variable: base URL of a folder serving the two split files (replaces the archive)."""
+
+DOWNLOAD_COMMAND = "python -m acecourse.data download --dir DIR"
+"""The shell command that fetches and checks the split files (``acecourse/data/__main__.py``)."""
 
 ENERGY_KEY = "REF_energy"
 FORCES_KEY = "REF_forces"
@@ -105,52 +115,101 @@ def content_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_file(path: Path) -> None:
+def verify_file(path: Path, expected_name: str | None = None) -> None:
     """Raise :class:`RMD17DataError` unless ``path`` holds the published split.
 
     A file passes if its bytes have the mirror's SHA-256 or, for a file rebuilt by
     :func:`download_rmd17` from the public archive, if its arrays have the mirror's content hash.
+    ``expected_name`` is the split file's name when ``path`` is a temporary name for it.
     """
+    name = expected_name or path.name
     if not path.is_file():
         raise RMD17DataError(
-            f"{path} not found: set {ENV_VAR} to the folder holding the rMD17 split files, "
-            "or call with download=True on a machine with internet"
+            f"{path} not found: fetch rMD17 ethanol split 01 with `{DOWNLOAD_COMMAND}` and set "
+            f"{ENV_VAR}=DIR, or in Python call load_rmd17_ethanol(..., download=True)"
         )
     digest = sha256_of(path)
-    if digest == SHA256[path.name]:
+    if digest == SHA256[name]:
         return
     try:
-        content_ok = content_sha256(path) == CONTENT_SHA256[path.name]
+        content_ok = content_sha256(path) == CONTENT_SHA256[name]
     except Exception:  # noqa: BLE001 (not a readable npz: truncated or altered)
         content_ok = False
     if not content_ok:
         raise RMD17DataError(
-            f"{path} has SHA-256 {digest[:12]}…, expected {SHA256[path.name][:12]}… "
+            f"{path} has SHA-256 {digest[:12]}…, expected {SHA256[name][:12]}… "
             "(truncated or altered): delete it and download it again (download=True)"
         )
 
 
-def download_rmd17(target_dir: str | os.PathLike, url: str = RMD17_ARCHIVE_URL) -> Path:
-    """Download the public rMD17 archive and rebuild the ethanol split-01 files in ``target_dir``.
+def _fetch(url: str, destination) -> None:
+    """Copy the resource at ``url`` into the open binary file ``destination`` (one-line errors)."""
+    try:
+        with urllib.request.urlopen(url) as response:
+            shutil.copyfileobj(response, destination, length=1 << 20)
+    except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors
+        reason = getattr(error, "reason", None) or error
+        raise RMD17DataError(f"could not download {url}: {reason}") from error
 
-    Needs internet; the archive (about 1 GB) is streamed to a temporary file.  The split files are
-    the frames of ``npz_data/rmd17_ethanol.npz`` listed in ``splits/index_{train,test}_01.csv``;
-    the rebuilt arrays are checked against :data:`CONTENT_SHA256`.
+
+def download_split_files(target_dir: str | os.PathLike, base_url: str) -> Path:
+    """Download the two split files from the folder at ``base_url`` into ``target_dir``.
+
+    ``base_url`` is any URL that ``urllib`` opens (``https://``, ``file://``); the files are
+    ``{base_url}/rmd17_ethanol_{train,test}_01.npz``.  Each file is written under a temporary
+    name, checked with :func:`verify_file` and only then renamed, so an interrupted or altered
+    download never leaves a file with the final name.  Files already present are kept (and
+    checked).
     """
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
+    for name in SHA256:
+        path = target / name
+        if not path.is_file():
+            partial = target / f".{name}.part"
+            try:
+                with open(partial, "wb") as out:
+                    _fetch(f"{base_url.rstrip('/')}/{name}", out)
+                verify_file(partial, expected_name=name)
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+        verify_file(path)
+    return target
+
+
+def download_rmd17(target_dir: str | os.PathLike, url: str | None = None) -> Path:
+    """Download the ethanol split-01 files into ``target_dir`` and check them.
+
+    With ``url`` omitted: from the folder named by ``$ACECOURSE_RMD17_URL`` if that is set
+    (:func:`download_split_files`), otherwise from the public rMD17 archive.  An explicit ``url``
+    is the URL of the archive.
+
+    From the archive (needs internet; about 1 GB, streamed to a temporary file) the split files
+    are the frames of ``npz_data/rmd17_ethanol.npz`` listed in
+    ``splits/index_{train,test}_01.csv``; the rebuilt arrays are checked against
+    :data:`CONTENT_SHA256`.
+    """
+    if url is None:
+        if os.environ.get(URL_ENV_VAR):
+            return download_split_files(target_dir, os.environ[URL_ENV_VAR])
+        url = RMD17_ARCHIVE_URL
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile() as archive:
-        with urllib.request.urlopen(url) as response:
-            shutil.copyfileobj(response, archive, length=1 << 20)
+        _fetch(url, archive)
         archive.seek(0)
         members = {}
-        with tarfile.open(fileobj=archive, mode="r:bz2") as tar:
-            for member in tar:
-                name = Path(member.name).name
-                if name in ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv"):
-                    fobj = tar.extractfile(member)
-                    assert fobj is not None
-                    members[name] = fobj.read()
+        try:
+            with tarfile.open(fileobj=archive, mode="r:bz2") as tar:
+                for member in tar:
+                    name = Path(member.name).name
+                    if name in ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv"):
+                        fobj = tar.extractfile(member)
+                        assert fobj is not None
+                        members[name] = fobj.read()
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise RMD17DataError(f"{url} is not a readable rMD17 archive: {error}") from error
     if len(members) != 3:
         raise RMD17DataError(f"the archive at {url} lacks the ethanol data or its split indices")
     with np.load(io.BytesIO(members["rmd17_ethanol.npz"])) as full:
