@@ -60,6 +60,16 @@ class TrainConfig:
     stage_two_lr: float = 1e-3
     stage_two_energy_weight: float = 1000.0
     stage_two_forces_weight: float = 100.0
+    # learning-rate schedule (acecourse.training.schedules): "plateau" (the paper's
+    # reduce-on-plateau with stage two from stage_two_start) or "cycle" (one warm-restart cycle:
+    # linear warm-up to lr, cosine to cycle_min_lr at max_epochs, the last stage_two_fraction of
+    # the epochs in stage two)
+    schedule: str = "plateau"
+    warmup_epochs: int = 5
+    cycle_min_lr: float = 1e-5
+    stage_two_fraction: float = 0.2
+    # start from trained weights (a run's model.pt.gz) instead of a random initialisation
+    init_weights: str | None = None
     # execution
     device: str = "auto"  # "auto", "cpu" or "cuda"
     backend: str = "e3nn"  # "e3nn" or "cueq" (mace-torch's cuEquivariance path; GPU)
@@ -228,6 +238,11 @@ _RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
     "stage_two_lr": (_number(0.0, open_low=True), "a positive number"),
     "stage_two_energy_weight": (_number(0.0), "a non-negative number"),
     "stage_two_forces_weight": (_number(0.0), "a non-negative number"),
+    "schedule": (_choice("plateau", "cycle"), "plateau or cycle"),
+    "warmup_epochs": (_integer(0), "a non-negative integer (epochs)"),
+    "cycle_min_lr": (_number(0.0), "a non-negative number"),
+    "stage_two_fraction": (_number(0.0, 1.0), "a number in [0, 1)"),
+    "init_weights": (_optional(_text), "a model.pt.gz file or null"),
     "device": (_choice("auto", "cpu", "cuda"), "auto, cpu or cuda"),
     "backend": (_choice("e3nn", "cueq"), "e3nn or cueq"),
     "cuda_graph": (_flag, "true or false"),

@@ -1,23 +1,41 @@
 """The training loop: mace-torch's model and recipe, our loop, checkpoint and resume.
 
 Why our own loop rather than ``mace_run_train``?  The recipe is the same (Adam with AMSGrad,
-per-atom energy + force MSE, EMA, reduce-on-plateau, a second stage with new loss weights), but a
-short loop is readable in the chapter, writes the artifacts the chapter plots, and feeds the model
-from device-resident batches (:mod:`acecourse.training.data`), which matters when a 9-atom molecule
-leaves the GPU waiting on Python.
+per-atom energy + force MSE, EMA, reduce-on-plateau, a second stage with new loss weights, the
+best validation weights tested), but a short loop is readable in the chapter, writes the
+artifacts the chapter plots, and feeds the model from device-resident batches
+(:mod:`acecourse.training.data`), which matters when a 9-atom molecule leaves the GPU waiting on
+Python.
+
+The loop reads in four parts, each on its own:
+
+- setting a run up: :func:`start_run` (data, model, optimiser, schedule, EMA; resumes from a
+  checkpoint with :func:`load_checkpoint`, or starts from trained weights with
+  :func:`load_init_weights`), all held by one :class:`Run`;
+- an epoch: :func:`train_epoch` (stage and learning rate from the :mod:`schedule
+  <acecourse.training.schedules>`, one pass of optimiser steps, :func:`validate`,
+  :class:`BestWeights`);
+- a cycle: :func:`train_epochs`, epochs until the end of the schedule, the wall-time limit or a
+  signal, with :func:`save_checkpoint` on the way;
+- the end: :func:`end_run` and :func:`finalize` (test errors of the best validation weights).
 
 A run writes into its output folder:
 
 - ``config.json``: the :class:`TrainConfig`;
-- ``metrics.csv``: one row per epoch (train loss, validation MAE/RMSE, learning rate, wall time);
-- ``run.json``: command, git commit, device, software versions, sessions, wall time, parameters;
-- ``test_metrics.json`` and ``test_predictions.npz``: final test-set errors and predictions;
-- ``model.pt.gz``: the EMA weights (float32 state dict of the e3nn model) with what rebuilds it;
+- ``metrics.csv``: one row per epoch (stage, learning rate of the epoch, train loss, validation
+  MAE/RMSE, wall time);
+- ``run.json``: command, git commit, device, software versions, schedule, sessions, wall time,
+  parameters, which weights were tested;
+- ``test_metrics.json`` and ``test_predictions.npz``: test-set errors and predictions of the
+  best validation EMA weights;
+- ``model.pt.gz``: those weights (state dict of the e3nn model, in the run's dtype) with what
+  rebuilds the model;
 - ``checkpoint.pt`` (not committed): everything needed to resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -29,6 +47,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +65,7 @@ from acecourse.training.data import (
     to_atomic_data,
 )
 from acecourse.training.model import build_model, count_parameters, parameter_groups, to_cueq
+from acecourse.training.schedules import CycleSchedule, Schedule, make_schedule
 from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer_loss import loss_function  # noqa: F401 (re-export)
 
@@ -248,11 +269,427 @@ class _StopFlag:
         print(f"signal {signum}: pausing {what}", file=sys.stderr, flush=True)
 
 
+class BestWeights:
+    """The EMA weights of the epoch with the lowest validation loss, as mace-torch keeps them.
+
+    mace-torch's ``run_train`` saves a checkpoint of the EMA weights whenever the validation loss
+    improves, starts the count afresh when stage two changes the loss weights (losses of the two
+    stages are not comparable), and tests the best checkpoint of the last stage.  This does the
+    same in memory: :meth:`offer` after every validation.
+    """
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+        self.stage: int | None = None
+        self.valid_loss = math.inf
+        self.weights: list[torch.Tensor] | None = None
+
+    def offer(self, epoch: int, stage: int, valid_loss: float, ema: EMA) -> bool:
+        """Keep ``ema``'s weights if ``valid_loss`` is the lowest of this stage so far."""
+        if stage != self.stage:
+            self.stage, self.valid_loss = stage, math.inf
+        if valid_loss >= self.valid_loss:
+            return False
+        self.epoch, self.valid_loss = epoch, valid_loss
+        self.weights = [s.detach().clone() for s in ema.shadow]
+        return True
+
+    @contextlib.contextmanager
+    def applied(self, ema: EMA):
+        """Temporarily copy the best weights into the model (the EMA's weights if none yet)."""
+        with ema.average_parameters():
+            if self.weights is not None:
+                with torch.no_grad():
+                    for p, w in zip(ema.parameters, self.weights):
+                        p.copy_(w)
+            yield
+
+    def describe(self) -> dict:
+        return {
+            "weights": "EMA weights of the epoch with the lowest validation loss of the last stage",
+            "epoch": self.epoch,
+            "stage": self.stage,
+            "valid_loss": self.valid_loss,
+        }
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+@dataclass
+class Run:
+    """Everything a run holds while it trains; :func:`start_run` builds it."""
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    dtype: torch.dtype
+    data: dict[str, Any]
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    ema: EMA
+    runner: StepRunner
+    generator: torch.Generator
+    train_batches: Any
+    valid_batches: Any
+    run_info: dict[str, Any]
+    best: BestWeights = field(default_factory=BestWeights)
+    history: list[dict] = field(default_factory=list)
+    sessions: list[dict] = field(default_factory=list)
+    epoch: int = 0  # epochs completed
+    t_session: float = field(default_factory=time.perf_counter)
+
+    @property
+    def session(self) -> dict:
+        return self.sessions[-1]
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run (a cycle may have fixed its own length)."""
+        return (
+            self.schedule.total
+            if isinstance(self.schedule, CycleSchedule)
+            else self.config.max_epochs
+        )
+
+    def wall_time_s(self) -> float:
+        """Training wall time of all sessions, this one up to now."""
+        return (
+            sum(s["wall_time_s"] for s in self.sessions[:-1]) + time.perf_counter() - self.t_session
+        )
+
+
+# --- setting a run up -------------------------------------------------------------------------
+
+# settings that may differ between a checkpoint and the resumed run: run length and bookkeeping
+RESUMABLE_CHANGES = {
+    "max_wall_s",
+    "at_wall",
+    "progress",
+    "checkpoint_every",
+    "max_epochs",
+    "stage_two_start",
+}
+
+
+def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None) -> Run:
+    """Data, model, optimiser, schedule and EMA of a run; resumed from ``out``'s checkpoint if any.
+
+    The model starts from ``config.init_weights`` when it is set (a window of a chain), else from
+    mace-torch's random initialisation with ``config.seed``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config)
+    dtype = getattr(torch, config.dtype)
+    use_graph = bool(config.cuda_graph)
+    if use_graph and device.type != "cuda":
+        raise TrainingError("cuda_graph needs device cuda; use --set cuda_graph=false on the CPU")
+    data = prepare_data(config)
+    model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+    if config.init_weights is not None:
+        load_init_weights(model, config)
+    n_params = count_parameters(model)
+    if config.backend == "cueq":
+        model = to_cueq(model, device=device.type)
+    model = model.to(device)
+    groups = parameter_groups(model, config)
+    if use_graph:  # learning rates as device tensors, so a recorded step sees changes
+        for group in groups:
+            group["lr"] = torch.tensor(config.lr, device=device, dtype=dtype)
+    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
+    ema = EMA(model.parameters(), decay=config.ema_decay)
+    train_batches = make_batches(data["train"], device, dtype)
+    static = type(train_batches).__name__ == "StaticBatches"
+    if use_graph and not static:
+        raise TrainingError("cuda_graph needs identical graphs in every batch (StaticBatches)")
+    run = Run(
+        config=config,
+        out=out,
+        device=device,
+        dtype=dtype,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        schedule=make_schedule(config),
+        ema=ema,
+        runner=StepRunner(model, optimizer, ema, config.clip_grad, use_graph),
+        generator=torch.Generator().manual_seed(config.seed),
+        train_batches=train_batches,
+        valid_batches=make_batches(data["valid"], device, dtype),
+        run_info={
+            "command": command or " ".join(sys.argv),
+            "git_commit": _git_commit(),
+            "device": device_name(device),
+            "backend": config.backend,
+            "software": software_versions(),
+            "n_parameters": n_params,
+            "e0s_eV": dict(zip([int(z) for z in Z_TABLE.zs], map(float, data["e0s"]))),
+            "scale_eV_per_A": data["scale"],
+            "mean_energy_per_atom_eV": data["mean_energy_per_atom"],
+            "avg_num_neighbors": data["avg_num_neighbors"],
+            "static_batches": static,
+            "init_weights": config.init_weights,
+            "indices": data["indices"],
+        },
+    )
+    if resume and (out / CHECKPOINT_NAME).exists():
+        load_checkpoint(run, out / CHECKPOINT_NAME)
+    run.sessions.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "device": device_name(device),
+            "command": run.run_info["command"],
+            "start_epoch": run.epoch,
+            "end_epoch": run.epoch,
+            "wall_time_s": 0.0,
+        }
+    )
+    (out / "config.json").write_text(config.to_json() + "\n")
+    return run
+
+
+ARCHITECTURE = (
+    "r_max",
+    "num_bessel",
+    "num_polynomial_cutoff",
+    "max_ell",
+    "num_interactions",
+    "hidden_irreps",
+    "mlp_irreps",
+    "radial_mlp",
+    "correlation",
+    "use_reduced_cg",
+)
+
+
+def read_saved_model(path: str | os.PathLike) -> dict:
+    """The dictionary :func:`save_model` wrote (state dict, config, E0s, scale, neighbours)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: no such model file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
+
+
+def load_init_weights(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Copy the weights of ``config.init_weights`` into ``model`` (same architecture required)."""
+    saved = read_saved_model(config.init_weights)
+    differ = [k for k in ARCHITECTURE if saved["config"].get(k) != getattr(config, k)]
+    if differ:
+        raise TrainingError(
+            f"{config.init_weights} has another architecture ({', '.join(differ)}): "
+            "start it with its own settings or from scratch"
+        )
+    dtype = getattr(torch, config.dtype)
+    model.load_state_dict(
+        {k: v.to(dtype) if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
+    )
+
+
+def load_checkpoint(run: Run, path: Path) -> None:
+    """Restore a run from its checkpoint; refuse one written with other settings."""
+    state = torch.load(path, map_location=run.device, weights_only=False)
+    new_config = run.config.to_dict()
+    changed = sorted(
+        k
+        for k in state["config"].keys() | new_config.keys()
+        if state["config"].get(k) != new_config.get(k)
+    )
+    if not set(changed) <= RESUMABLE_CHANGES:
+        raise TrainingError(
+            f"checkpoint {path} was written with other settings ({', '.join(changed)}): "
+            "use a new output folder or --no-resume"
+        )
+    old_start, new_start = state["config"]["stage_two_start"], run.config.stage_two_start
+    if "stage_two_start" in changed and (
+        (old_start is not None and state["epoch"] > old_start)
+        or (new_start is not None and new_start < state["epoch"])
+    ):
+        raise TrainingError(
+            f"checkpoint {path} is at epoch {state['epoch']}: stage_two_start can "
+            f"change only while both the old ({old_start}) and the new ({new_start}) "
+            "start lie ahead of it"
+        )
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load_state_dict(state["schedule"])
+    run.ema.load_state_dict(state["ema"])
+    run.best.load_state_dict(state["best"])
+    run.generator.set_state(state["generator"].cpu())
+    run.history, run.sessions, run.epoch = state["history"], state["sessions"], state["epoch"]
+
+
+# --- a checkpoint -----------------------------------------------------------------------------
+
+
+def save_checkpoint(run: Run) -> None:
+    """Write everything that resumes the run exactly (atomically), its metrics and run.json."""
+    run.session["end_epoch"] = run.epoch
+    run.session["wall_time_s"] = time.perf_counter() - run.t_session
+    _atomic_write(
+        {
+            "config": run.config.to_dict(),
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "schedule": run.schedule.state_dict(),
+            "ema": run.ema.state_dict(),
+            "best": run.best.state_dict(),
+            "generator": run.generator.get_state(),
+            "history": run.history,
+            "sessions": run.sessions,
+            "epoch": run.epoch,
+        },
+        run.out / CHECKPOINT_NAME,
+    )
+    _write_metrics_csv(run.history, run.out / "metrics.csv")
+    write_run_json(run, "running")
+
+
+def write_run_json(run: Run, status: str) -> None:
+    _write_json(
+        {
+            **run.run_info,
+            "schedule": run.schedule.describe(),
+            "sessions": run.sessions,
+            "epochs_completed": run.epoch,
+            "wall_time_s": sum(s["wall_time_s"] for s in run.sessions),
+            "status": status,
+        },
+        run.out / "run.json",
+    )
+
+
+# --- an epoch ---------------------------------------------------------------------------------
+
+
+def validate(run: Run, energy_weight: float, forces_weight: float) -> tuple[dict, float]:
+    """Validation errors of the EMA weights and the loss with the given weights."""
+    run.model.eval()
+    with run.ema.average_parameters():
+        valid = predict(run.model, run.valid_batches, run.config.valid_batch_size)
+    n_atoms = valid["forces_ref"].shape[1]
+    energy_term = np.mean(((valid["energy_pred"] - valid["energy_ref"]) / n_atoms) ** 2)
+    forces_term = np.mean((valid["forces_pred"] - valid["forces_ref"]) ** 2)
+    loss = energy_weight * float(energy_term) + forces_weight * float(forces_term)
+    return error_metrics(valid), loss
+
+
+def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
+    """One epoch: set stage and learning rate, one pass of optimiser steps, then validate.
+
+    Returns the epoch's row of ``metrics.csv``, or None when a second signal stopped it midway.
+    """
+    config, t_epoch = run.config, time.perf_counter()
+    stage = run.schedule.stage(epoch_index)
+    w_e = config.stage_two_energy_weight if stage == 2 else config.energy_weight
+    w_f = config.stage_two_forces_weight if stage == 2 else config.forces_weight
+    lr = run.schedule.lr(epoch_index)
+    run.runner.set_lr(lr)
+    run.runner.set_loss_weights(w_e, w_f)
+
+    run.model.train()
+    total, count = torch.zeros((), device=run.device, dtype=run.dtype), 0
+    for batch in run.train_batches.iterate(
+        config.batch_size, shuffle=True, generator=run.generator
+    ):
+        total += run.runner.step(batch)
+        count += 1
+        if stop.now:
+            return None
+    train_loss = float(total) / count
+    if not math.isfinite(train_loss):
+        raise TrainingError(f"training loss became {train_loss} at epoch {epoch_index + 1}")
+
+    metrics, valid_loss = validate(run, w_e, w_f)
+    run.schedule.after_validation(epoch_index, valid_loss)
+    run.best.offer(epoch_index + 1, stage, valid_loss, run.ema)
+    return {
+        "epoch": epoch_index + 1,
+        "stage": stage,
+        "lr": lr,
+        "energy_weight": w_e,
+        "forces_weight": w_f,
+        "train_loss": train_loss,
+        "valid_loss": valid_loss,
+        "valid_energy_mae_meV": metrics["energy_mae_meV"],
+        "valid_energy_rmse_meV": metrics["energy_rmse_meV"],
+        "valid_forces_mae_meV_per_A": metrics["forces_mae_meV_per_A"],
+        "valid_forces_rmse_meV_per_A": metrics["forces_rmse_meV_per_A"],
+        "epoch_time_s": time.perf_counter() - t_epoch,
+        "wall_time_s": run.wall_time_s(),
+    }
+
+
+# --- a cycle: epochs until the end, the wall-time limit or a signal ---------------------------
+
+
+def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
+    """Train epoch after epoch; checkpoint as configured; return why it stopped.
+
+    ``plan(run)``, if given, is called after every epoch and may fix the cycle's length
+    (:meth:`~acecourse.training.schedules.CycleSchedule.plan`).  Returns "finished",
+    "finished_at_wall_time" or "paused" (``max_wall_s``, or a signal), or "interrupted" (a second
+    signal: the unfinished epoch is dropped and the last checkpoint kept).
+    """
+    from tqdm.auto import tqdm
+
+    config, stop = run.config, _StopFlag()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    last_ckpt = time.perf_counter()
+    bar = tqdm(
+        initial=run.epoch, total=run.total_epochs, desc="epochs", disable=not config.progress
+    )
+    try:
+        while run.epoch < run.total_epochs:
+            row = train_epoch(run, run.epoch, stop)
+            if row is None:
+                return "interrupted"
+            run.history.append(row)
+            run.epoch = row["epoch"]
+            if plan is not None:
+                plan(run)
+            bar.total = run.total_epochs
+            bar.update(1)
+            bar.set_postfix(
+                F_MAE=f"{row['valid_forces_mae_meV_per_A']:.2f}",
+                E_MAE=f"{row['valid_energy_mae_meV']:.2f}",
+            )
+            done = run.epoch >= run.total_epochs
+            if (
+                done
+                or run.epoch % config.checkpoint_every == 0
+                or time.perf_counter() - last_ckpt > 120
+            ):
+                save_checkpoint(run)
+                last_ckpt = time.perf_counter()
+            if done:
+                return "finished"
+            if stop.stop:  # one signal: pause after this epoch
+                return "paused"
+            elapsed = time.perf_counter() - run.t_session
+            if (
+                config.max_wall_s is not None
+                and elapsed + 2 * row["epoch_time_s"] > config.max_wall_s
+            ):
+                return "paused" if config.at_wall == "pause" else "finished_at_wall_time"
+        return "finished"
+    finally:
+        bar.close()
+        for s, handler in old_handlers.items():
+            signal.signal(s, handler)
+
+
 def train(
     config: TrainConfig,
     output_dir: str | os.PathLike,
     resume: bool = True,
     command: str | None = None,
+    plan: Callable[[Run], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume training) and write the run's artifacts into ``output_dir``.
 
@@ -262,324 +699,92 @@ def train(
         ``status``: "finished"; "finished_at_wall_time" (``max_wall_s`` with ``at_wall="finish"``,
         evaluated); or "paused" (``max_wall_s`` with ``at_wall="pause"``, or SIGINT/SIGTERM:
         resumable, and the resumed run equals an uninterrupted one).  ``epoch``: epochs completed
-        (for "paused", those in the checkpoint).  When finished, ``test`` (test metrics).
+        (for "paused", those in the checkpoint).  When finished, ``test`` (test metrics of the
+        best validation EMA weights, see :class:`BestWeights`) and ``best_epoch``.
     """
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, config.dtype))
     try:
-        return _train(config, output_dir, resume, command)
+        run = start_run(config, Path(output_dir), resume, command)
+        status = train_epochs(run, plan)
+        return end_run(run, status)
     finally:
         torch.set_default_dtype(previous_dtype)
 
 
-def _train(config: TrainConfig, output_dir, resume: bool, command: str | None) -> dict[str, Any]:
-    t_session = time.perf_counter()
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config)
-    dtype = getattr(torch, config.dtype)
-    ckpt_path = out / CHECKPOINT_NAME
-
-    data = prepare_data(config)
-    model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-    n_params = count_parameters(model)
-    if config.backend == "cueq":
-        model = to_cueq(model, device=device.type)
-    model = model.to(device)
-
-    use_graph = bool(config.cuda_graph)
-    if use_graph and device.type != "cuda":
-        raise TrainingError("cuda_graph needs device cuda; use --set cuda_graph=false on the CPU")
-    groups = parameter_groups(model, config)
-    if use_graph:  # learning rates as device tensors, so a recorded step sees changes
-        for group in groups:
-            group["lr"] = torch.tensor(config.lr, device=device, dtype=dtype)
-    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.lr_factor, patience=config.scheduler_patience
-    )
-    ema = EMA(model.parameters(), decay=config.ema_decay)
-
-    history: list[dict] = []
-    sessions: list[dict] = []
-    start_epoch = 0
-    generator = torch.Generator().manual_seed(config.seed)
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state["config"] != config.to_dict():
-            new_config = config.to_dict()
-            changed = sorted(
-                k
-                for k in state["config"].keys() | new_config.keys()
-                if state["config"].get(k) != new_config.get(k)
-            )
-            allowed = {
-                "max_wall_s",
-                "at_wall",
-                "progress",
-                "checkpoint_every",
-                "max_epochs",
-                "stage_two_start",
-            }
-            if not set(changed) <= allowed:
-                raise TrainingError(
-                    f"checkpoint {ckpt_path} was written with other settings ({', '.join(changed)}): "
-                    "use a new output folder or --no-resume"
-                )
-            old_start, new_start = state["config"]["stage_two_start"], config.stage_two_start
-            if "stage_two_start" in changed and (
-                (old_start is not None and state["epoch"] > old_start)
-                or (new_start is not None and new_start < state["epoch"])
-            ):
-                raise TrainingError(
-                    f"checkpoint {ckpt_path} is at epoch {state['epoch']}: stage_two_start can "
-                    f"change only while both the old ({old_start}) and the new ({new_start}) "
-                    "start lie ahead of it"
-                )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"].cpu())
-        history, sessions, start_epoch = state["history"], state["sessions"], state["epoch"]
-
-    session = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "device": device_name(device),
-        "command": command or " ".join(sys.argv),
-        "start_epoch": start_epoch,
-        "end_epoch": start_epoch,
-        "wall_time_s": 0.0,
-    }
-    sessions.append(session)
-    train_batches = make_batches(data["train"], device, dtype)
-    valid_batches = make_batches(data["valid"], device, dtype)
-    run_info = {
-        "command": command or " ".join(sys.argv),
-        "git_commit": _git_commit(),
-        "device": device_name(device),
-        "backend": config.backend,
-        "software": software_versions(),
-        "n_parameters": n_params,
-        "e0s_eV": dict(zip([int(z) for z in Z_TABLE.zs], map(float, data["e0s"]))),
-        "scale_eV_per_A": data["scale"],
-        "mean_energy_per_atom_eV": data["mean_energy_per_atom"],
-        "avg_num_neighbors": data["avg_num_neighbors"],
-        "static_batches": type(train_batches).__name__ == "StaticBatches",
-        "indices": data["indices"],
-    }
-    (out / "config.json").write_text(config.to_json() + "\n")
-
-    def save_checkpoint(epoch: int) -> None:
-        session["end_epoch"] = epoch
-        session["wall_time_s"] = time.perf_counter() - t_session
-        _atomic_write(
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "ema": ema.state_dict(),
-                "generator": generator.get_state(),
-                "history": history,
-                "sessions": sessions,
-                "epoch": epoch,
-            },
-            ckpt_path,
-        )
-        _write_metrics_csv(history, out / "metrics.csv")
-        _write_json(
-            {
-                **run_info,
-                "sessions": sessions,
-                "epochs_completed": epoch,
-                "wall_time_s": sum(s["wall_time_s"] for s in sessions),
-                "status": "running",
-            },
-            out / "run.json",
-        )
-
-    if use_graph and not run_info["static_batches"]:
-        raise TrainingError("cuda_graph needs identical graphs in every batch (StaticBatches)")
-    runner = StepRunner(model, optimizer, ema, config.clip_grad, use_graph)
-    stop = _StopFlag()
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    last_ckpt = time.perf_counter()
-    epoch = start_epoch
-    status = "finished"
-    try:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            range(start_epoch, config.max_epochs),
-            initial=start_epoch,
-            total=config.max_epochs,
-            desc="epochs",
-            disable=not config.progress,
-        )
-        for epoch_index in bar:
-            t_epoch = time.perf_counter()
-            stage_two = config.stage_two_start is not None and epoch_index >= config.stage_two_start
-            if stage_two and (not history or history[-1]["stage"] == 1):
-                runner.set_lr(config.stage_two_lr)
-            w_e = config.stage_two_energy_weight if stage_two else config.energy_weight
-            w_f = config.stage_two_forces_weight if stage_two else config.forces_weight
-            runner.set_loss_weights(w_e, w_f)
-
-            model.train()
-            total, count = torch.zeros((), device=device, dtype=dtype), 0
-            for batch in train_batches.iterate(
-                config.batch_size, shuffle=True, generator=generator
-            ):
-                total += runner.step(batch)
-                count += 1
-                if stop.now:
-                    break
-            if stop.now:  # a second signal: drop the unfinished epoch, keep the last checkpoint
-                status = "interrupted"
-                break
-            train_loss = float(total) / count
-            if not math.isfinite(train_loss):
-                raise TrainingError(f"training loss became {train_loss} at epoch {epoch_index + 1}")
-
-            model.eval()
-            with ema.average_parameters():
-                valid = predict(model, valid_batches, config.valid_batch_size)
-            metrics = error_metrics(valid)
-            valid_loss = w_e * float(
-                np.mean(
-                    ((valid["energy_pred"] - valid["energy_ref"]) / valid["forces_ref"].shape[1])
-                    ** 2
-                )
-            ) + w_f * float(np.mean((valid["forces_pred"] - valid["forces_ref"]) ** 2))
-            if not stage_two:
-                scheduler.step(valid_loss)
-                runner.set_lr(float(optimizer.param_groups[0]["lr"]))
-            epoch = epoch_index + 1
-            history.append(
-                {
-                    "epoch": epoch,
-                    "stage": 2 if stage_two else 1,
-                    "lr": float(optimizer.param_groups[0]["lr"]),
-                    "energy_weight": w_e,
-                    "forces_weight": w_f,
-                    "train_loss": train_loss,
-                    "valid_loss": valid_loss,
-                    "valid_energy_mae_meV": metrics["energy_mae_meV"],
-                    "valid_energy_rmse_meV": metrics["energy_rmse_meV"],
-                    "valid_forces_mae_meV_per_A": metrics["forces_mae_meV_per_A"],
-                    "valid_forces_rmse_meV_per_A": metrics["forces_rmse_meV_per_A"],
-                    "epoch_time_s": time.perf_counter() - t_epoch,
-                    "wall_time_s": sum(s["wall_time_s"] for s in sessions[:-1])
-                    + time.perf_counter()
-                    - t_session,
-                }
-            )
-            bar.set_postfix(
-                F_MAE=f"{metrics['forces_mae_meV_per_A']:.2f}",
-                E_MAE=f"{metrics['energy_mae_meV']:.2f}",
-            )
-            elapsed = time.perf_counter() - t_session
-            if (
-                epoch % config.checkpoint_every == 0
-                or time.perf_counter() - last_ckpt > 120
-                or epoch == config.max_epochs
-            ):
-                save_checkpoint(epoch)
-                last_ckpt = time.perf_counter()
-            if stop.stop and epoch < config.max_epochs:  # one signal: pause after this epoch
-                status = "paused"
-                break
-            out_of_time = (
-                config.max_wall_s is not None
-                and elapsed + 2 * history[-1]["epoch_time_s"] > config.max_wall_s
-            )
-            if out_of_time and epoch < config.max_epochs:
-                status = "paused" if config.at_wall == "pause" else "finished_at_wall_time"
-                break
-        bar.close()
-    finally:
-        for s, handler in old_handlers.items():
-            signal.signal(s, handler)
-
-    run_info["cuda_graph_used"] = runner.graph is not None
-    run_info["cuda_graph_error"] = runner.capture_error
+def end_run(run: Run, status: str) -> dict[str, Any]:
+    """Checkpoint a paused run, or evaluate and export a finished one."""
+    run.run_info["cuda_graph_used"] = run.runner.graph is not None
+    run.run_info["cuda_graph_error"] = run.runner.capture_error
+    result = {"status": status, "epoch": run.epoch, "output_dir": str(run.out)}
     if status == "interrupted":
         # the model, optimiser, EMA and generator have moved into the unfinished epoch: saving
         # them as epoch `epoch` would make the resumed run differ; keep the last checkpoint
-        return {"status": "paused", "epoch": session["end_epoch"], "output_dir": str(out)}
+        return {**result, "status": "paused", "epoch": run.session["end_epoch"]}
+    save_checkpoint(run)
     if status == "paused":
-        save_checkpoint(epoch)
-        return {"status": status, "epoch": epoch, "output_dir": str(out)}
-
-    save_checkpoint(epoch)
-    result = {"status": status, "epoch": epoch, "output_dir": str(out)}
-    result.update(finalize(model, ema, data, config, out, device, dtype))
-    session["wall_time_s"] = time.perf_counter() - t_session
-    _write_json(
-        {
-            **run_info,
-            "sessions": sessions,
-            "epochs_completed": epoch,
-            "wall_time_s": sum(s["wall_time_s"] for s in sessions),
-            "status": status,
-        },
-        out / "run.json",
-    )
+        return result
+    run.run_info["evaluated_weights"] = run.best.describe()
+    result.update(finalize(run))
+    result["best_epoch"] = run.best.epoch
+    run.session["wall_time_s"] = time.perf_counter() - run.t_session
+    write_run_json(run, status)
     return result
 
 
-def finalize(model, ema, data, config, out: Path, device, dtype) -> dict[str, dict]:
-    """Test-set evaluation with the EMA weights; writes metrics, predictions and the model.
+# --- the end: test errors of the best weights -------------------------------------------------
+
+
+def finalize(run: Run) -> dict[str, dict]:
+    """Test-set evaluation of the best validation EMA weights; writes metrics, predictions, model.
 
     Returns ``{"test": metrics}``, plus ``"test_float64"`` for a float32 run: float32 cannot
     resolve sub-meV errors of a 4209 eV energy, so the exported weights are evaluated once more
     in float64 (:mod:`acecourse.training.evaluate`).
     """
-    test_batches = make_batches(data["test"], device, dtype)
+    config, model, out = run.config, run.model, run.out
+    test_batches = make_batches(run.data["test"], run.device, run.dtype)
     model.eval()
-    with ema.average_parameters():
+    with run.best.applied(run.ema):
         test_pred = predict(model, test_batches, config.valid_batch_size)
         export = model
         if config.backend == "cueq":
             from acecourse.training.model import to_e3nn
 
             export = to_e3nn(model, device="cpu")
-        # clone: on a CPU float32 run .cpu().float() returns the parameter itself, which the end
-        # of this block overwrites with the raw weights again
-        state = {
-            k: (v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()).clone()
-            for k, v in export.state_dict().items()
-        }
-    test = error_metrics(test_pred, data["test_numbers"])
+        # clone: on the CPU .cpu() returns the parameter itself, which the end of this block
+        # overwrites with the raw weights again
+        state = {k: v.detach().cpu().clone() for k, v in export.state_dict().items()}
+    test = error_metrics(test_pred, run.data["test_numbers"])
     _write_json(test, out / "test_metrics.json")
     np.savez_compressed(
         out / "test_predictions.npz",
-        numbers=data["test_numbers"],
+        numbers=run.data["test_numbers"],
         **{k: v.astype(np.float32) for k, v in test_pred.items()},
     )
     save_model(
         {
             "state_dict": state,
             "config": config.to_dict(),
-            "e0s": np.asarray(data["e0s"]).tolist(),
-            "scale": data["scale"],
-            "avg_num_neighbors": data["avg_num_neighbors"],
+            "e0s": np.asarray(run.data["e0s"]).tolist(),
+            "scale": run.data["scale"],
+            "avg_num_neighbors": run.data["avg_num_neighbors"],
+            "weights": run.best.describe(),
         },
         out / "model.pt.gz",
     )
-    if dtype == torch.float64:
+    if run.dtype == torch.float64:
         return {"test": test}
     from acecourse.training.evaluate import evaluate_float64
 
     record = evaluate_float64(
-        out, device.type, config.data_dir, config.valid_batch_size, command="finalize"
+        out, run.device.type, config.data_dir, config.valid_batch_size, command="finalize"
     )
     return {"test": test, "test_float64": record["metrics"]}
 
 
 def save_model(saved: dict, path: Path) -> None:
-    """Write a trained model (state dict in float32 + what rebuilds it), gzip-compressed.
+    """Write a trained model (state dict in the run's dtype + what rebuilds it), gzip-compressed.
 
     The generalised Clebsch-Gordan matrices among the buffers are sparse: gzip takes the
     256-channel model from 22 MB to 13 MB.
@@ -592,14 +797,7 @@ def save_model(saved: dict, path: Path) -> None:
 
 def load_trained_model(path: str | os.PathLike, dtype: str = "float64") -> torch.nn.Module:
     """Rebuild a trained model from a run's ``model.pt.gz`` (e3nn backend, CPU, in ``dtype``)."""
-    from acecourse.training.config import TrainConfig
-
-    path = Path(path)
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            saved = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
-    else:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_saved_model(path)
     config = TrainConfig(**{**saved["config"], "dtype": dtype})
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))
