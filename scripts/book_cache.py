@@ -1,0 +1,391 @@
+"""Build the book incrementally, never showing a notebook's output from older inputs.
+
+``_config.yml`` sets ``execute_notebooks: cache``: myst-nb keeps each executed notebook in
+jupyter-cache (``_build/.jupyter_cache``), keyed on the notebook's code cells, and Sphinx re-reads
+only the pages whose source changed.  Neither sees what a notebook imports: after a change in
+``acecourse`` both would keep showing the outputs computed with the old code.  This wrapper closes
+that gap.  Before the build it computes, for every notebook of the table of contents, a fingerprint
+of the inputs of its execution apart from its own code:
+
+* the source of every module of the package it imports, closed over the imports between the
+  package's modules (``import acecourse.plotting`` also depends on ``acecourse/__init__.py`` and on
+  whatever ``plotting`` imports from the package), and every non-Python file of the package;
+* the global inputs (``requirements.txt``, ``pyproject.toml``, ``artifacts/``), the Python version,
+  the installed versions of the distributions that ``requirements.txt`` pins, and the
+  ``ACECOURSE_*`` environment variables.
+
+A notebook whose fingerprint differs from the one recorded when its cached outputs were made loses
+them (its jupyter-cache records and its Sphinx doctree), so the build executes it again.  A
+notebook that names a package module dynamically (``importlib``, ``__import__``) depends on the
+whole package.  After a failed or interrupted build the next one re-reads every page (outputs still
+come from the cache), so a warning or a failed notebook is reported again instead of being hidden
+by Sphinx's incremental build.  At the end it prints the wall time of each notebook: executed in
+this build, or taken from the cache (with the time its execution took).
+
+Usage (``scripts/build_book.sh`` runs it from the activated ``.venv``)::
+
+    python scripts/book_cache.py [--root DIR] [--toc FILE] [--package NAME] [--input PATH ...]
+                                 [-- JUPYTER_BOOK_BUILD_OPTIONS]
+
+Its exit status is that of ``jupyter-book build``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "acecourse"
+INPUTS = ("requirements.txt", "pyproject.toml", "artifacts")
+STATE_NAME = "book_cache_inputs.json"
+SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
+DYNAMIC_IMPORT = re.compile(r"\bimport_module\b|\b__import__\b")
+
+
+# --------------------------------------------------------------------------- what a notebook runs
+def toc_notebooks(root: Path, toc: Path) -> list[Path]:
+    """The existing ``.ipynb`` files of a Jupyter Book table of contents, in reading order."""
+    data = yaml.safe_load(toc.read_text())
+    names = [data["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in data.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(data.get("chapters", []))
+    notebooks = []
+    for name in names:
+        path = root / name
+        path = path if path.suffix == ".ipynb" else path.with_name(path.name + ".ipynb")
+        if path.is_file():
+            notebooks.append(path)
+    return notebooks
+
+
+def _module_mentions(source: str, package: str) -> set[str]:
+    """Dotted names starting with the package that appear anywhere in ``source``.
+
+    Catches imports, ``python -m package.module`` in a shell cell and module names in strings.
+    """
+    pattern = re.compile(rf"(?<![\w.]){re.escape(package)}(?:\.[A-Za-z_]\w*)*")
+    return set(pattern.findall(source))
+
+
+def _imported_names(tree: ast.AST, module: str | None, is_package: bool) -> set[str]:
+    """Dotted names a module (or notebook, ``module=None``) imports; relative imports resolved."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and module is not None:
+                parts = module.split(".") if is_package else module.split(".")[:-1]
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def notebook_code(notebook: Path) -> str:
+    """The code cells of a notebook, joined."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return "\n".join(
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in cells
+        if cell["cell_type"] == "code"
+    )
+
+
+def notebook_imports(notebook: Path, package: str) -> tuple[set[str], bool]:
+    """Package names a notebook uses, and whether it may import package modules dynamically."""
+    code = notebook_code(notebook)
+    names = _module_mentions(code, package)
+    # IPython lines (%magic, !shell) are not Python; their package mentions are counted above.
+    python = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines()
+    )
+    try:
+        names |= _imported_names(ast.parse(python), None, False)
+    except SyntaxError:
+        pass  # the mentions found above still count
+    names = {name for name in names if name == package or name.startswith(package + ".")}
+    dynamic = bool(names) and bool(DYNAMIC_IMPORT.search(code))
+    return names, dynamic
+
+
+def package_modules(package_dir: Path, package: str) -> dict[str, Path]:
+    """Module name -> source file for every ``.py`` file of a package."""
+    modules = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        if SKIP_PARTS & set(path.parts):
+            continue
+        parts = list(path.relative_to(package_dir).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join([package, *parts])] = path
+    return modules
+
+
+def module_closure(names: set[str], modules: dict[str, Path]) -> set[str]:
+    """The package modules that importing ``names`` executes: the modules, their parent
+    packages, and everything they import from the package, transitively.  A dynamic import in
+    any of them makes it the whole package."""
+    package = next(iter(modules)).split(".")[0] if modules else ""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        while name and name not in modules:  # an attribute (pkg.mod.func): its module
+            name = name.rpartition(".")[0]
+        parts = name.split(".") if name else []
+        for i in range(1, len(parts) + 1):  # parent packages run first
+            module = ".".join(parts[:i])
+            if module in modules and module not in seen:
+                seen.add(module)
+                path = modules[module]
+                source = path.read_text()
+                if DYNAMIC_IMPORT.search(source):
+                    return set(modules)
+                found = _imported_names(ast.parse(source), module, path.name == "__init__.py")
+                found |= _module_mentions(source, package)
+                todo.extend(n for n in found if n == package or n.startswith(package + "."))
+    return seen
+
+
+# --------------------------------------------------------------------------- fingerprints
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.rglob("*") if p.is_file() and not SKIP_PARTS & set(p.parts))
+
+
+def _digest(paths: list[Path], root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def environment_inputs(root: Path) -> dict[str, str]:
+    """Python version, installed versions of the pinned distributions, ACECOURSE_* variables."""
+    found = {"python": sys.version}
+    requirements = root / "requirements.txt"
+    if requirements.is_file():
+        for line in requirements.read_text().splitlines():
+            name = re.split(r"[\s;=<>!~\[]", line.strip(), maxsplit=1)[0]
+            if name and not name.startswith("#"):
+                try:
+                    found[f"dist:{name}"] = metadata.version(name)
+                except metadata.PackageNotFoundError:
+                    found[f"dist:{name}"] = "missing"
+    found.update({k: v for k, v in os.environ.items() if k.startswith("ACECOURSE_")})
+    return found
+
+
+def fingerprints(
+    root: Path, notebooks: list[Path], package: str, inputs: list[str]
+) -> dict[str, str]:
+    """Notebook (path relative to ``root``) -> digest of its inputs apart from its own code."""
+    package_dir = root / package
+    modules = package_modules(package_dir, package) if package_dir.is_dir() else {}
+    data_files = [p for p in _files(package_dir) if p.suffix not in (".py", ".pyc")]
+    shared = {
+        "inputs": _digest([f for name in inputs for f in _files(root / name)], root),
+        "package data": _digest(data_files, root),
+        "environment": environment_inputs(root),
+    }
+    result = {}
+    for notebook in notebooks:
+        names, dynamic = notebook_imports(notebook, package)
+        closure = set(modules) if dynamic else module_closure(names, modules)
+        uses_package = bool(names)
+        record = {
+            "shared": shared,
+            "modules": _digest(sorted(modules[m] for m in closure), root),
+            "package data": shared["package data"] if uses_package else {},
+        }
+        text = json.dumps(record, sort_keys=True)
+        result[str(notebook.relative_to(root))] = hashlib.sha256(text.encode()).hexdigest()
+    return result
+
+
+# --------------------------------------------------------------------------- the build
+def cache_path(root: Path) -> Path:
+    """The jupyter-cache folder of the build: ``execute.cache`` of _config.yml, or myst-nb's
+    default ``_build/.jupyter_cache``."""
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    configured = (config.get("execute") or {}).get("cache") or ""
+    return (root / configured) if configured else root / "_build" / ".jupyter_cache"
+
+
+def _records_of(cache, notebook: Path) -> list:
+    """Cache records made from ``notebook`` or matching its current code."""
+    import nbformat
+
+    found = {r.pk: r for r in cache.list_cache_records() if Path(r.uri).resolve() == notebook}
+    try:
+        match = cache.match_cache_notebook(nbformat.read(notebook, as_version=4))
+        found[match.pk] = match
+    except KeyError:
+        pass
+    return list(found.values())
+
+
+def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str]) -> list[str]:
+    """Drop the cached outputs of notebooks whose inputs changed; return their paths.
+
+    Also forgets Sphinx's whole environment after a failed or interrupted build.  Records the
+    current fingerprints and marks the build as running (see :func:`finish`).
+    """
+    from jupyter_cache import get_cache
+
+    cache_dir = cache_path(root)
+    cache = get_cache(str(cache_dir))
+    doctrees = root / "_build" / ".doctrees"
+    state_file = cache_dir / STATE_NAME
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    if not state.get("last_build_ok") and doctrees.exists():
+        shutil.rmtree(doctrees)  # re-read every page: earlier warnings and failures come back
+    recorded = state.get("notebooks", {})
+    current = fingerprints(root, notebooks, package, inputs)
+    changed = []
+    for notebook in notebooks:
+        rel = str(notebook.relative_to(root))
+        if recorded.get(rel) == current[rel]:
+            continue
+        changed.append(rel)
+        for record in _records_of(cache, notebook):
+            cache.remove_cache(record.pk)
+        (doctrees / Path(rel).with_suffix(".doctree")).unlink(missing_ok=True)
+    # Every remaining record of a notebook was made with its current inputs: record them now, so
+    # that an interrupted build does not throw away the notebooks it finished.
+    state = {"last_build_ok": False, "notebooks": {**recorded, **current}}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps(state, indent=1, sort_keys=True))
+    return changed
+
+
+def cache_snapshot(root: Path) -> set[tuple]:
+    """Identities of the cache records that exist now."""
+    from jupyter_cache import get_cache
+
+    return {
+        (r.pk, r.hashkey, r.created) for r in get_cache(str(cache_path(root))).list_cache_records()
+    }
+
+
+def report(root: Path, notebooks: list[Path], before: set[tuple]) -> list[tuple[str, str, float]]:
+    """(path, status, seconds) of each notebook: ``executed`` in this build, ``cached`` (the
+    seconds its cached execution took), ``FAILED`` (its execution raised; no time is recorded)
+    or ``no output`` (not executed)."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(cache_path(root)))
+    rows = []
+    for notebook in notebooks:
+        rel = str(notebook.relative_to(root))
+        try:
+            record = cache.match_cache_notebook(nbformat.read(notebook, as_version=4))
+        except KeyError:
+            failed = any(
+                Path(r.uri).resolve() == notebook and r.traceback
+                for r in cache.list_project_records()
+            )
+            rows.append((rel, "FAILED" if failed else "no output", float("nan")))
+            continue
+        status = "cached" if (record.pk, record.hashkey, record.created) in before else "executed"
+        rows.append((rel, status, float(record.data.get("execution_seconds", float("nan")))))
+    return rows
+
+
+def finish(root: Path, ok: bool) -> None:
+    """Mark the build as finished (``ok``) in the state file."""
+    state_file = cache_path(root) / STATE_NAME
+    state = json.loads(state_file.read_text())
+    state["last_build_ok"] = ok
+    state_file.write_text(json.dumps(state, indent=1, sort_keys=True))
+
+
+def build(
+    root: Path,
+    toc: Path | None = None,
+    package: str = PACKAGE,
+    inputs: tuple[str, ...] | list[str] = INPUTS,
+    options: list[str] | None = None,
+) -> int:
+    """Invalidate, run ``jupyter-book build``, print the notebook times; return its exit code."""
+    root = root.resolve()
+    toc = (toc or root / "_toc.yml").resolve()
+    notebooks = toc_notebooks(root, toc)
+    changed = invalidate(root, notebooks, package, list(inputs))
+    if changed:
+        print(f"book_cache: inputs changed since the cached run of {len(changed)} notebook(s):")
+        for rel in changed:
+            print(f"  {rel}")
+    before = cache_snapshot(root)
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book) if jupyter_book.is_file() else "jupyter-book", "build", str(root)]
+    if toc != (root / "_toc.yml").resolve():
+        command += ["--toc", str(toc)]
+    start = time.perf_counter()
+    status = subprocess.run([*command, *(options or [])], cwd=root, check=False).returncode
+    seconds = time.perf_counter() - start
+    finish(root, status == 0)
+    rows = report(root, notebooks, before)
+    print("\nnotebook wall times (executed now, or the cached execution's time)")
+    for rel, state, secs in rows:
+        shown = "       - s" if math.isnan(secs) else f"{secs:8.1f} s"
+        print(f"{shown}  {state:9s}  {rel}")
+    executed = [secs for _, state, secs in rows if state == "executed"]
+    print(
+        f"{sum(executed):8.1f} s  executed in this build ({len(executed)} of {len(rows)} notebooks)"
+    )
+    print(f"{seconds:8.1f} s  jupyter-book build")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, options = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help="the book's folder")
+    parser.add_argument("--toc", type=Path, default=None, help="table of contents (_toc.yml)")
+    parser.add_argument("--package", default=PACKAGE, help="the package the notebooks import")
+    parser.add_argument(
+        "--input", action="append", default=None, help="a file or folder every notebook reads"
+    )
+    args = parser.parse_args(argv)
+    if not (args.root / "_config.yml").is_file():
+        parser.error(f"{args.root} has no _config.yml")
+    if args.toc is not None and not args.toc.is_file():
+        parser.error(f"{args.toc} does not exist")
+    inputs = INPUTS if args.input is None else args.input
+    return build(args.root, args.toc, args.package, inputs, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
