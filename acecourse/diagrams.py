@@ -1,0 +1,442 @@
+"""Diagrams made by code: the ACE pipeline, one MACE layer with its tensor shapes, the design space.
+
+Every diagram is a matplotlib figure of boxes and arrows, built offline; ``scripts/make_diagrams.py``
+writes them to ``figures/`` as SVG.  The MACE diagram takes its tensor shapes from an actual forward
+pass of :class:`acecourse.mace.CourseMACE` (forward hooks on its blocks), so it cannot drift from
+the model: each shape label is a text artist with ``gid="shape:<stage>"``, and the SVG file carries
+the shapes as JSON in its description, which ``tests/test_diagrams.py`` compares with a new forward
+pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from xml.etree import ElementTree
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from acecourse.plotting import FIGURES_DIR
+
+__all__ = [
+    "MACE_STAGES",
+    "ace_pipeline_figure",
+    "course_mace_config",
+    "design_space_map",
+    "ethanol_inputs",
+    "format_shape",
+    "linear_body_order",
+    "mace_layer_figure",
+    "mace_layer_shapes",
+    "save_svg",
+    "shape_labels",
+    "shapes_description",
+    "svg_description",
+]
+
+_NODE = "#dbe9f6"  # boxes acting on atoms (nodes)
+_EDGE = "#fde3c8"  # boxes acting on pairs (edges)
+_DATA = "#e6e6e6"  # inputs and outputs
+_MIX = "#d9f0d3"  # the product basis and updates
+
+
+# --------------------------------------------------------------------------------------------
+# drawing primitives
+# --------------------------------------------------------------------------------------------
+class _Canvas:
+    """An axes in data units with named boxes and arrows that start and end on box borders."""
+
+    def __init__(self, figsize: tuple[float, float], xlim: float, ylim: float) -> None:
+        self.fig, self.ax = plt.subplots(figsize=figsize)
+        self.ax.set_xlim(0, xlim)
+        self.ax.set_ylim(0, ylim)
+        self.ax.axis("off")
+        self.boxes: dict[str, tuple[float, float, float, float]] = {}
+
+    def box(self, name: str, x: float, y: float, w: float, h: float, text: str,
+            color: str = _NODE, fontsize: float = 9.5, formula: str | None = None) -> None:
+        """A rounded box; ``formula``, if given, goes on the lower half, ``text`` on the upper."""
+        patch = FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                               boxstyle="round,pad=0.0,rounding_size=0.12",
+                               facecolor=color, edgecolor="#333333", linewidth=1.0)
+        self.ax.add_patch(patch)
+        if formula is None:
+            self.ax.text(x, y, text, ha="center", va="center", fontsize=fontsize,
+                         linespacing=1.35)
+        else:
+            self.ax.text(x, y + h / 4, text, ha="center", va="center", fontsize=fontsize,
+                         linespacing=1.25)
+            self.ax.text(x, y - h / 5, formula, ha="center", va="center", fontsize=fontsize,
+                         linespacing=1.6)
+        self.boxes[name] = (x, y, w, h)
+
+    def _border(self, name: str, toward: tuple[float, float]) -> tuple[float, float]:
+        x, y, w, h = self.boxes[name]
+        dx, dy = toward[0] - x, toward[1] - y
+        scale = min((w / 2) / abs(dx) if dx else np.inf, (h / 2) / abs(dy) if dy else np.inf)
+        return x + scale * dx, y + scale * dy
+
+    def arrow(self, start: str, end: str, label: str | None = None, gid: str | None = None,
+              offset: tuple[float, float] = (0.12, 0.0), ha: str = "left",
+              via: list[tuple[float, float]] | None = None,
+              label_at: tuple[float, float] | None = None) -> None:
+        """Arrow from box ``start`` to box ``end`` (through the corner points ``via``), labelled.
+
+        The label sits at ``label_at``, or else at the middle of the last straight piece moved
+        by ``offset``.
+        """
+        via = list(via or [])
+        p0 = self._border(start, via[0] if via else self.boxes[end][:2])
+        p1 = self._border(end, via[-1] if via else self.boxes[start][:2])
+        points = [p0, *via]
+        for a, b in itertools.pairwise(points):
+            self.ax.plot([a[0], b[0]], [a[1], b[1]], color="#333333", lw=1.1)
+        p_from = points[-1]
+        self.ax.add_patch(FancyArrowPatch(p_from, p1, arrowstyle="-|>", mutation_scale=11,
+                                          color="#333333", lw=1.1, shrinkA=0, shrinkB=1))
+        if label is not None:
+            mx, my = (p_from[0] + p1[0]) / 2 + offset[0], (p_from[1] + p1[1]) / 2 + offset[1]
+            if label_at is not None:
+                mx, my = label_at
+            self.ax.text(mx, my, label, ha=ha, va="center", fontsize=8.5, family="monospace",
+                         color="#7a1f00", gid=gid,
+                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """The label of a tensor shape, e.g. ``(9, 256, 16)``."""
+    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def shape_labels(fig: plt.Figure) -> dict[str, str]:
+    """The shape labels drawn in ``fig``: ``{stage: text}`` for every text with ``gid="shape:..."``."""
+    labels = {}
+    for text in fig.findobj(mpl.text.Text):
+        gid = text.get_gid()
+        if gid and gid.startswith("shape:"):
+            labels[gid.removeprefix("shape:")] = text.get_text()
+    return labels
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the ACE pipeline
+# --------------------------------------------------------------------------------------------
+def ace_pipeline_figure() -> plt.Figure:
+    """Positions → neighbour density → atomic basis A → invariants B → energy (Phase 1)."""
+    canvas = _Canvas((14.0, 3.0), 14.0, 3.0)
+    y, w, h = 1.35, 2.35, 1.5
+    steps = [
+        ("positions", _DATA, "neighbours of atom $i$",
+         "$\\mathbf{r}_{ij} = \\mathbf{r}_j - \\mathbf{r}_i$,  $r_{ij} < r_c$"),
+        ("density", _NODE, "neighbour density",
+         "$\\rho_i(\\mathbf{r}) = \\sum_j \\delta(\\mathbf{r} - \\mathbf{r}_{ij})$"),
+        ("A", _NODE, "atomic basis",
+         "$A_{i,nlm} = \\sum_j R_{n}(r_{ij})\\,Y_l^m(\\hat{\\mathbf{r}}_{ij})$"),
+        ("B", _MIX, "invariants of $\\nu$ factors",
+         "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\prod_{t=1}^{\\nu} A_{i,n_t l_t m_t}$"),
+        ("E", _DATA, "energy", "$E = \\sum_i \\sum_B c_B\\, B_i$"),
+    ]
+    xs = np.linspace(1.3, 12.7, len(steps))
+    for (name, color, text, formula), x in zip(steps, xs):
+        canvas.box(name, x, y, w, h, text, color=color, fontsize=10, formula=formula)
+    verbs = ["gather", "project on $R_n Y_l^m$", "multiply, couple to $L=0$", "linear fit"]
+    for (a, *_), (b, *_), verb, x0, x1 in zip(steps, steps[1:], verbs, xs, xs[1:]):
+        canvas.arrow(a, b)
+        canvas.ax.text((x0 + x1) / 2, y + h / 2 + 0.08, verb, ha="center", va="bottom",
+                       fontsize=8.5, color="#444444", style="italic")
+    chapters = ["", "chapter 01/01", "chapter 01/01", "chapter 01/02", "chapter 01/03"]
+    for x, chapter in zip(xs, chapters):
+        canvas.ax.text(x, y - h / 2 - 0.1, chapter, ha="center", va="top", fontsize=8.5,
+                       color="#555555")
+    return canvas.fig
+
+
+# --------------------------------------------------------------------------------------------
+# (b) one MACE layer, with the shapes of a forward pass
+# --------------------------------------------------------------------------------------------
+MACE_STAGES = {
+    "h_in": "node features h^(t-1) entering the layer",
+    "edge_vectors": "edge vectors r_ij",
+    "Y": "spherical harmonics Y(r_ij) of every edge",
+    "radial_basis": "Bessel functions times the envelope",
+    "radial_weights": "radial MLP output: one weight per channel and path",
+    "h_up": "node features after linear_up",
+    "h_j": "the sender's features on every edge",
+    "messages": "channel-wise tensor product on every edge",
+    "summed": "sum over the neighbours j of each centre i",
+    "A": "atomic basis A_i (channels x (l_max+1)^2)",
+    "sc": "residual: element-dependent linear map of h^(t-1)",
+    "m": "symmetric contraction: the message m_i",
+    "h_lin": "linear map of the message",
+    "h_out": "node features h^(t) leaving the layer",
+    "E_t": "site energies of this layer's readout",
+}
+"""The stages whose tensor shapes :func:`mace_layer_shapes` records (``sc`` only for t > 1)."""
+
+
+def course_mace_config(profile: str = "full"):
+    """The :class:`acecourse.mace.MACEConfig` of a training profile (default: the paper's recipe)."""
+    from acecourse.mace import MACEConfig
+    from acecourse.training import make_config
+
+    train = make_config(profile)
+    return MACEConfig(hidden_irreps=train.hidden_irreps, max_ell=train.max_ell,
+                      correlation=train.correlation, num_interactions=train.num_interactions,
+                      r_max=train.r_max, num_bessel=train.num_bessel,
+                      num_polynomial_cutoff=train.num_polynomial_cutoff,
+                      MLP_irreps=train.mlp_irreps, radial_MLP=list(train.radial_mlp))
+
+
+def ethanol_inputs(config):
+    """``(positions, element, edge_index)`` of ASE's ethanol geometry (9 atoms, no data files)."""
+    from ase.build import molecule
+
+    from acecourse.mace import atoms_to_inputs
+
+    return atoms_to_inputs(molecule("CH3CH2OH"), config.atomic_numbers, config.r_max)
+
+
+def mace_layer_shapes(config=None, layer: int = 2, seed: int = 0) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes inside layer ``layer`` (1-based) of a forward pass on ethanol.
+
+    Builds :class:`acecourse.mace.CourseMACE` from ``config`` (default:
+    :func:`course_mace_config`, the paper's rMD17 recipe), runs it in float64 on ASE's ethanol,
+    and records the input and output shapes of the layer's blocks with forward hooks.
+
+    Returns
+    -------
+    dict
+        ``{stage: shape}`` for the stages of :data:`MACE_STAGES`, in that order.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` is not between 1 and ``config.num_interactions``.
+    """
+    import torch
+
+    from acecourse.mace import CourseMACE
+
+    config = course_mace_config() if config is None else config
+    if not 1 <= layer <= config.num_interactions:
+        raise ValueError(f"layer must be 1..{config.num_interactions}, got {layer}")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(seed)
+        model = CourseMACE(config)
+        positions, element, edge_index = ethanol_inputs(config)
+        interaction, product = model.interactions[layer - 1], model.products[layer - 1]
+        seen: dict[str, tuple[int, ...]] = {}
+
+        def record(name, which="out", index=0):
+            def hook(module, inputs, output):
+                tensor = output if which == "out" else inputs[index]
+                seen[name] = tuple(tensor.shape)
+            return hook
+
+        handles = [
+            interaction.radial_mlp.register_forward_hook(record("radial_weights")),
+            interaction.linear_up.register_forward_hook(record("h_up")),
+            interaction.conv_tp.register_forward_hook(record("h_j", "in", 0)),
+            interaction.conv_tp.register_forward_hook(record("messages")),
+            interaction.linear.register_forward_hook(record("summed", "in", 0)),
+            product.symmetric_contraction.register_forward_hook(record("m")),
+            product.linear.register_forward_hook(record("h_lin")),
+        ]
+        if interaction.residual:
+            handles.append(interaction.skip.register_forward_hook(record("sc")))
+        keep: dict = {}
+        with torch.no_grad():
+            model(positions, element, edge_index, compute_forces=False, intermediates=keep)
+        for handle in handles:
+            handle.remove()
+    finally:
+        torch.set_default_dtype(previous)
+    seen.update(h_in=tuple(keep[f"h_{layer - 1}"].shape),
+                edge_vectors=tuple(keep["edge_vectors"].shape), Y=tuple(keep["edge_sh"].shape),
+                radial_basis=tuple(keep["edge_radial"].shape), A=tuple(keep[f"A_{layer}"].shape),
+                h_out=tuple(keep[f"h_{layer}"].shape),
+                E_t=tuple(keep[f"node_energy_{layer}"].shape))
+    return {stage: seen[stage] for stage in MACE_STAGES if stage in seen}
+
+
+def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: bool = True,
+                      title: str | None = None) -> plt.Figure:
+    """Data flow of one MACE layer, each arrow labelled with the shape of the tensor it carries.
+
+    ``shapes`` comes from :func:`mace_layer_shapes`; a layer without ``sc`` (the first layer of
+    mace-torch's ``MACE``) is drawn with its element-dependent linear map on the message.
+    ``last`` says whether it is the model's last layer (whose readout is an MLP when ``layer > 1``).
+    Grey boxes are inputs and outputs, blue boxes act on atoms (nodes), orange boxes on pairs
+    (edges), green boxes are the product basis and the update.
+    """
+    t = layer
+    residual = "sc" in shapes
+    label = {k: format_shape(v) for k, v in shapes.items()}
+    c = _Canvas((12.5, 10.6), 12.5, 10.6)
+    x_node, x_edge, x_radial, x_mid, x_right = 2.4, 6.6, 10.3, 6.2, 10.6
+    c.box("h_in", x_node, 9.95, 3.3, 0.75,
+          f"node features $h^{{({t - 1})}}_i$\n(output of layer {t - 1})" if t > 1
+          else "node features $h^{(0)}_i$\n(element embedding)", color=_DATA)
+    c.box("r", 8.45, 9.95, 2.6, 0.75, "edges $j \\to i$ with $r_{ij} < r_c$\n"
+          "vectors $\\mathbf{r}_{ij}$", color=_DATA)
+    c.box("up", x_node, 8.55, 3.3, 0.7, "linear_up\n(mixes channels)", color=_NODE)
+    c.box("Y", x_edge, 8.55, 2.9, 0.7, "spherical harmonics\n"
+          "$Y_{l}^{m}(\\hat{\\mathbf{r}}_{ij})$, $l \\leq l_{\\max}$", color=_EDGE)
+    c.box("bessel", x_radial, 8.55, 2.9, 0.7, "Bessel basis $\\times$ envelope\n"
+          "$\\sin(n\\pi r_{ij}/r_c)\\,f_c(r_{ij})/r_{ij}$", color=_EDGE)
+    c.box("gather", x_node, 7.15, 3.3, 0.7, "copy to edges:\n$h_j$ on every edge $j \\to i$",
+          color=_EDGE)
+    c.box("mlp", x_radial, 7.15, 2.9, 0.7, "radial MLP\n$R^{(t)}_{k\\eta}(r_{ij})$",
+          color=_EDGE)
+    c.box("tp", x_edge, 5.85, 5.4, 0.8, "channel-wise tensor product (conv_tp)\n"
+          "$R(r_{ij})\\,[\\,Y(\\hat{\\mathbf{r}}_{ij}) \\otimes h_j\\,]$: "
+          "one weight per channel and path", color=_EDGE)
+    c.box("sum", x_mid, 4.6, 3.9, 0.65, "sum over neighbours $j \\in \\mathcal{N}(i)$",
+          color=_NODE)
+    c.box("A", x_mid, 3.45, 4.6, 0.7,
+          "linear, $/\\bar N$" + ("" if residual else ", element-dependent linear")
+          + f"\n$\\rightarrow$ atomic basis $A^{{({t})}}_{{i,klm}}$", color=_NODE)
+    c.box("prod", x_mid, 2.2, 4.6, 0.8, "symmetric contraction: products of up to\n"
+          "$\\nu$ factors $A$, weights $W_{z_i k \\eta}$ $\\rightarrow$ message $m_i$",
+          color=_MIX)
+    c.box("lin", x_mid, 1.0, 1.9, 0.6, "linear", color=_MIX)
+    c.box("out", x_right, 1.0, 2.7, 0.6, f"$h^{{({t})}}_i$" + (" = linear + residual"
+                                                              if residual else ""), color=_DATA)
+    c.box("readout", x_right, 2.85, 2.7, 0.75, f"readout $\\mathcal{{R}}_{t}$\n"
+          + ("one-hidden-layer MLP" if last and t > 1 else "linear"), color=_DATA)
+    c.box("E", x_right, 4.6, 2.2, 0.6, f"site energy $E^{{({t})}}_i$", color=_DATA)
+    c.arrow("h_in", "up", label["h_in"], "shape:h_in")
+    c.arrow("r", "Y", label["edge_vectors"], "shape:edge_vectors", offset=(-0.12, 0),
+            ha="right", via=[(x_edge, 9.95)])
+    c.arrow("r", "bessel", None, via=[(x_radial, 9.95)])
+    c.arrow("up", "gather", label["h_up"], "shape:h_up")
+    c.arrow("bessel", "mlp", label["radial_basis"], "shape:radial_basis")
+    c.arrow("gather", "tp", label["h_j"], "shape:h_j", offset=(0.0, 0.2), ha="center",
+            via=[(x_node, 5.85)])
+    c.arrow("Y", "tp", label["Y"], "shape:Y")
+    c.arrow("mlp", "tp", label["radial_weights"], "shape:radial_weights",
+            via=[(x_radial, 5.85)], label_at=(x_radial + 0.12, 6.3))
+    c.arrow("tp", "sum", label["messages"], "shape:messages", via=[(x_mid, 5.45)])
+    c.arrow("sum", "A", label["summed"], "shape:summed")
+    c.arrow("A", "prod", label["A"], "shape:A")
+    c.arrow("prod", "lin", label["m"], "shape:m")
+    c.arrow("lin", "out", label["h_lin"], "shape:h_lin", offset=(0.0, 0.2), ha="center")
+    c.arrow("out", "readout", label["h_out"], "shape:h_out")
+    c.arrow("readout", "E", label["E_t"], "shape:E_t")
+    if residual:
+        c.box("skip", x_node, 2.2, 2.7, 0.8, "residual: linear map\nchosen by the element $z_i$",
+              color=_NODE)
+        c.arrow("h_in", "skip", None, via=[(0.45, 9.95), (0.45, 2.2)])
+        c.arrow("skip", "out", label["sc"], "shape:sc", ha="center",
+                via=[(x_node, 0.25), (x_right, 0.25)], label_at=(x_mid, 0.25))
+    if title:
+        c.ax.set_title(title, fontsize=11)
+    return c.fig
+
+
+# --------------------------------------------------------------------------------------------
+# (c) the design-space map
+# --------------------------------------------------------------------------------------------
+def linear_body_order(nu: int, layers: int) -> int:
+    """Body order of ``h^(T)`` with linear updates: ``b_T = nu * b_{T-1} + 1``, ``b_0 = 1``.
+
+    Raises ``ValueError`` for ``nu < 1`` or ``layers < 0``.
+    """
+    if nu < 1 or layers < 0:
+        raise ValueError(f"need nu >= 1 and layers >= 0, got nu={nu}, layers={layers}")
+    order = 1
+    for _ in range(layers):
+        order = nu * order + 1
+    return order
+
+
+def design_space_map(max_layers: int = 6, max_nu: int = 4) -> plt.Figure:
+    """The (T, ν) plane: every cell shows the body order b_T; published models are placed on it.
+
+    Placements (sources in chapter 04/02): linear ACE for molecules, T = 1 with ν = 3 and 4;
+    NequIP, ν = 1 with T = 5 on rMD17 (gated updates); BOTNet, ν = 1 with linear updates, for
+    any T; MACE, ν = 3 and T = 2.
+    """
+    layers = np.arange(1, max_layers + 1)
+    nus = np.arange(1, max_nu + 1)
+    orders = np.array([[linear_body_order(int(nu), int(t)) for t in layers] for nu in nus])
+    fig, ax = plt.subplots(figsize=(9.0, 5.4))
+    ax.imshow(np.log10(orders), origin="lower", cmap="Blues", alpha=0.55, aspect="auto",
+              extent=(0.5, max_layers + 0.5, 0.5, max_nu + 0.5), vmin=0, vmax=np.log10(orders.max()) * 1.3)
+    for i, nu in enumerate(nus):
+        for j, t in enumerate(layers):
+            ax.text(t + 0.3, nu - 0.3, str(orders[i, j]), ha="right", va="bottom", fontsize=9,
+                    color="#1a1a1a", gid=f"order:{nu},{t}")
+    ax.set_xticks(layers)
+    ax.set_yticks(nus)
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel("number of layers $T$", fontsize=11)
+    ax.set_ylabel("correlation order $\\nu$", fontsize=11)
+    ax.grid(False)
+    for edge in np.arange(0.5, max_layers + 1):
+        ax.axvline(edge, color="white", lw=1.5)
+    for edge in np.arange(0.5, max_nu + 1):
+        ax.axhline(edge, color="white", lw=1.5)
+    ax.plot(np.arange(1, max_layers + 1), np.ones(max_layers), "-", color="#009E73", lw=7,
+            alpha=0.35, solid_capstyle="round", zorder=2)
+    ax.text(3.5, 1.28, "BOTNet: $\\nu=1$, linear updates, body order $T+1$ exactly", ha="center",
+            va="center", fontsize=9, color="#00573f", gid="model:BOTNet")
+    markers = [  # (T, nu, name, colour, text offset)
+        (1, 3, "linear ACE", "#D55E00", (0.12, 0.12)),
+        (1, 4, "linear ACE", "#D55E00", (0.12, 0.12)),
+        (2, 3, "MACE", "#CC79A7", (0.12, 0.12)),
+        (5, 1, "NequIP (rMD17)", "#0072B2", (0.0, 0.17)),
+    ]
+    for t, nu, name, color, (dx, dy) in markers:
+        ax.plot(t, nu, "o", ms=13, mfc=color, mec="black", zorder=3)
+        ax.text(t - 0.38 + dx, nu + dy, name, ha="left", va="center", fontsize=9.5, color=color,
+                fontweight="bold", gid=f"model:{name}", zorder=4)
+    ax.text(4.95, 0.58, "gated updates: unbounded", ha="center", va="center", fontsize=8,
+            color="#0072B2")
+    ax.set_title("Body order $b_T$ of $h^{(T)}$ with linear updates: "
+                 "$b_T = \\nu\\, b_{T-1} + 1$, $b_0 = 1$", fontsize=11)
+    ax.set_xlim(0.5, max_layers + 0.5)
+    ax.set_ylim(0.5, max_nu + 0.5)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+def save_svg(fig: plt.Figure, name: str, description: str = "",
+             directory: Path | None = None) -> Path:
+    """Write ``fig`` to ``figures/<name>.svg`` reproducibly (no date, fixed ids) and return it.
+
+    ``description`` is stored in the SVG's metadata (read it back with :func:`svg_description`).
+    """
+    if "/" in name or "." in name:
+        raise ValueError(f"give a bare figure name without folder or extension, got {name!r}")
+    target = Path(directory) if directory is not None else FIGURES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.svg"
+    with mpl.rc_context({"svg.hashsalt": "acecourse", "svg.fonttype": "path"}):
+        fig.savefig(path, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Description": description})
+    return path
+
+
+def svg_description(path: Path) -> str:
+    """The description stored by :func:`save_svg` in an SVG file ("" when there is none)."""
+    root = ElementTree.parse(path).getroot()
+    for element in root.iter():
+        if re.sub(r"^\{.*\}", "", element.tag) == "description":
+            return element.text or ""
+    return ""
+
+
+def shapes_description(shapes: dict[str, tuple[int, ...]], layer: int) -> str:
+    """JSON of a layer's shapes, as stored in the MACE diagram's SVG description."""
+    return json.dumps({"layer": layer, "shapes": {k: list(v) for k, v in shapes.items()}})
