@@ -158,3 +158,11 @@ def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys):
     stale.unlink()
     assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_alt_text_of_the_mace_figure_states_the_forward_pass_shapes(full_shapes):
+    page = (FIGURES_DIR.parent / "03_mace_architecture" / "index.md").read_text()
+    block = page.split("```{figure} ../figures/mace_layer_shapes.svg", 1)[1].split("```", 1)[0]
+    alt = next(line for line in block.splitlines() if line.startswith(":alt:"))
+    for stage, shape in full_shapes.items():
+        assert diagrams.format_shape(shape) in alt, (stage, shape)
