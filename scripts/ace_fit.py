@@ -6,6 +6,7 @@ runs the same function, :func:`acecourse.ace.fit.learning_curve`, on a smaller p
 Usage::
 
     python scripts/ace_fit.py                 # full run: 950 train / 50 valid / 1000 test frames
+                                              # (about 30 minutes on two CPU cores)
     python scripts/ace_fit.py --n-test 200 --sizes 50 100 --output /tmp/small.json
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,19 +33,61 @@ REPO = Path(__file__).resolve().parents[1]
 FULL_ORDERS = {1: (8, 0), 2: (6, 3), 3: (3, 2)}
 
 
+#: The files this result depends on (for the ``-dirty`` mark of the recorded commit).
+_SOURCES = ("acecourse/ace", "acecourse/maths", "acecourse/data", "scripts/ace_fit.py")
+
+
+def _git_commit() -> str | None:
+    """The repository's commit, with ``-dirty`` when the fit's sources differ from it (None
+    outside git)."""
+    try:
+        run = lambda *cmd: subprocess.run(
+            ["git", *cmd], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--", *_SOURCES)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 950])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 250, 500, 950])
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--r-cut", type=float, default=5.0)
-    parser.add_argument("--ridges", type=float, nargs="+", default=[1e-8, 1e-6])
+    parser.add_argument(
+        "--ridges",
+        type=float,
+        nargs="+",
+        default=[1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3],
+        help="ridge grid (relative to the standardised Gram diagonal), chosen on validation",
+    )
     parser.add_argument("--force-weights", type=float, nargs="+", default=[0.3, 1.0])
+    parser.add_argument(
+        "--rank-frames",
+        type=int,
+        default=300,
+        help="training frames on which the numerical rank of each design is computed (0: none)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="order of the training frames")
     parser.add_argument(
         "--output", type=Path, default=REPO / "artifacts" / "phase01" / "ace_fit.json"
     )
     args = parser.parse_args()
+    if not all(1 <= n <= 950 for n in args.sizes):
+        parser.error("--sizes: every training size must lie in 1..950 (the 950 training frames)")
+    if not 1 <= args.n_test <= 1000:
+        parser.error("--n-test: give 1..1000 test frames")
+    if not all(r > 0 for r in args.ridges):
+        parser.error("--ridges: every ridge must be positive")
+    if not all(w >= 0 for w in args.force_weights):
+        parser.error("--force-weights: every force weight must be >= 0")
+    if not 0 <= args.rank_frames <= max(args.sizes):
+        parser.error("--rank-frames: give 0..max(--sizes) frames")
+    if args.threads < 1 or args.r_cut <= 0:
+        parser.error("--threads must be >= 1 and --r-cut positive")
 
     torch.set_num_threads(args.threads)
     train_ids, valid_ids = train_valid_split(1000, 50, seed=1)
@@ -55,7 +99,15 @@ def main() -> None:
     descriptor = ACEDescriptor((1, 6, 8), args.r_cut, FULL_ORDERS)
     start = time.perf_counter()
     result = learning_curve(
-        descriptor, train, valid, test, args.sizes, args.ridges, args.force_weights, progress=True
+        descriptor,
+        train,
+        valid,
+        test,
+        args.sizes,
+        args.ridges,
+        args.force_weights,
+        progress=True,
+        rank_frames=args.rank_frames,
     )
     result["timing"]["total_seconds"] = time.perf_counter() - start
     result["command"] = "python scripts/ace_fit.py " + " ".join(
@@ -64,6 +116,7 @@ def main() -> None:
         if k != "output"
     )
     result["machine"] = {"platform": platform.platform(), "torch_threads": args.threads}
+    result["commit"] = _git_commit()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     best = max(result["results"], key=lambda r: (r["n_train"], r["nu"]))
