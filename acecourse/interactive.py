@@ -1,0 +1,873 @@
+r"""Interactive 3D figures (Plotly) for the places where geometry is the point.
+
+Three helpers, each returning an :class:`InteractiveFigure` that a notebook displays by ending a
+cell with the call:
+
+* :func:`spherical_harmonics_figure`: the course's real spherical harmonics
+  :math:`Y_l^m` (:mod:`acecourse.maths.spherical_harmonics`) as rotatable surfaces
+  :math:`r(\hat{\mathbf r}) = |Y_l^m(\hat{\mathbf r})|`, coloured by the sign, with a menu of
+  :math:`(l, m)` inside the figure;
+* :func:`neighbour_density_figure`: a molecule with the cutoff sphere around a chosen atom, the
+  neighbours inside it highlighted and the sphere coloured by the truncated angular neighbour
+  density :math:`\sum_{lm} \big(\sum_j Y_l^m(\hat{\mathbf r}_{ij})\big) Y_l^m(\hat{\mathbf r})`;
+* :func:`trajectory_figure`: an animation of a trajectory (frames, a play button, a slider).
+
+Everything the reader can choose is computed here and stored in the figure: the website is
+static and has no kernel.
+
+How a figure is shown
+---------------------
+* **On the website** (the notebook executed by the book build or the tests, recognised by the
+  environment variables ``ACECOURSE_BOOK_BUILD`` and ``ACECOURSE_CI``): a ``text/html`` output,
+  a ``<div>`` with the figure's JSON and a short script that draws it with ``window.Plotly``.
+  plotly.js itself is *not* in the output: the Sphinx extension ``book/_ext/interactive_figures.py``
+  copies ``plotly.min.js`` of the installed plotly package to the site's ``_static/`` and loads
+  it on the pages that have such a figure (no CDN: the site works offline).  The same ``<div>``
+  holds a PNG rendering of the same geometry (matplotlib) with a description as its ``alt``
+  text: it is shown instead of the interactive view when printing, without JavaScript, without
+  WebGL, or if plotly.js is missing (the last logs a console error, which the site test catches).
+  The output also carries ``image/png`` (what a PDF build uses).
+* **In a live session** (JupyterLab, Notebook 7, VS Code): plotly's own MIME type
+  ``application/vnd.plotly.v1+json``, drawn by the plotly extension that the plotly package
+  installs, with the PNG as fallback for front ends without it.  **In Google Colab**: plotly's
+  own HTML, which loads plotly.js from plotly's CDN (Colab is online).
+
+Pass ``mode="site"`` or ``mode="live"`` to :meth:`InteractiveFigure.mimebundle` to choose by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from acecourse.maths.spherical_harmonics import real_spherical_harmonics
+
+__all__ = [
+    "InteractiveFigure",
+    "bonds",
+    "neighbour_density_figure",
+    "spherical_harmonics_figure",
+    "trajectory_figure",
+]
+
+#: Environment variables set where a notebook is executed for the website (book build, tests).
+SITE_ENV_VARS = ("ACECOURSE_BOOK_BUILD", "ACECOURSE_CI")
+#: CSS class of the website's figure container (the Sphinx extension looks for it).
+CSS_CLASS = "acecourse-interactive"
+
+_STYLE = f"""<style>
+.{CSS_CLASS} {{ margin: 0 auto; max-width: 100%; }}
+.{CSS_CLASS} .acecourse-live {{ display: none; width: 100%; }}
+.{CSS_CLASS} .acecourse-static {{ display: block; max-width: 100%; height: auto; margin: 0 auto; }}
+.{CSS_CLASS}.is-live .acecourse-live {{ display: block; }}
+.{CSS_CLASS}.is-live .acecourse-static {{ display: none; }}
+@media print {{
+  .{CSS_CLASS}.is-live .acecourse-live {{ display: none; }}
+  .{CSS_CLASS}.is-live .acecourse-static {{ display: block; }}
+}}
+</style>"""
+
+_SCRIPT = """<script>
+(function () {
+  var root = document.getElementById("%(id)s");
+  var plot = root.querySelector(".acecourse-live");
+  function webgl() {
+    try {
+      var canvas = document.createElement("canvas");
+      return !!(window.WebGLRenderingContext &&
+                (canvas.getContext("webgl") || canvas.getContext("experimental-webgl")));
+    } catch (error) { return false; }
+  }
+  if (!window.Plotly) {
+    console.error("acecourse interactive figure %(id)s: plotly.min.js is not loaded");
+    return;
+  }
+  if (!webgl()) {
+    console.warn("acecourse interactive figure %(id)s: no WebGL, showing the static image");
+    return;
+  }
+  var figure = %(figure)s;
+  root.classList.add("is-live");
+  Plotly.newPlot(plot, figure.data, figure.layout, %(config)s)
+    .then(function () { return figure.frames ? Plotly.addFrames(plot, figure.frames) : null; })
+    .catch(function (error) {
+      root.classList.remove("is-live");
+      console.error("acecourse interactive figure %(id)s failed: " + error);
+    });
+})();
+</script>"""
+
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+@dataclass
+class InteractiveFigure:
+    """A Plotly figure with its static rendering and description, displayed as a rich output.
+
+    Attributes
+    ----------
+    figure
+        The ``plotly.graph_objects.Figure``.
+    draw_static
+        Function drawing the same geometry on an empty matplotlib ``Figure`` (the PNG fallback).
+    alt
+        Description of the picture for a reader who cannot see it (the PNG's ``alt`` text).
+    height
+        Height of the interactive view in pixels.
+    tight
+        Crop the static image to its content (``bbox_inches="tight"``, which draws it twice).
+    """
+
+    figure: object
+    draw_static: Callable[[object], None]
+    alt: str
+    height: int = 520
+    tight: bool = True
+    _png: bytes | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ static rendering
+    def png(self, dpi: int = 110) -> bytes:
+        """The static rendering as PNG bytes (made once, with matplotlib's Agg backend)."""
+        if self._png is None:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            static = Figure(figsize=(6.4, 4.8), dpi=dpi)
+            FigureCanvasAgg(static)
+            self.draw_static(static)
+            buffer = io.BytesIO()
+            static.savefig(
+                buffer, format="png", dpi=dpi, bbox_inches="tight" if self.tight else None
+            )
+            self._png = buffer.getvalue()
+        return self._png
+
+    # ------------------------------------------------------------------ outputs
+    def site_html(self, div_id: str | None = None) -> str:
+        """The website's output: a ``<div>`` with the figure, its fallback image and a script.
+
+        The script draws with ``window.Plotly``, which the page must load (the site loads
+        ``_static/plotly.min.js``); nothing is fetched from elsewhere.
+        """
+        import plotly.io as pio
+
+        div_id = div_id or f"acecourse-figure-{uuid.uuid4().hex[:12]}"
+        figure_json = pio.to_json(self.figure, validate=False, pretty=False)
+        if "</" in figure_json:  # plotly escapes '/', so this cannot end the script early
+            raise ValueError("figure JSON contains '</'")
+        png = base64.b64encode(self.png()).decode("ascii")
+        script = _SCRIPT % {
+            "id": div_id,
+            "figure": figure_json,
+            "config": json.dumps(_PLOTLY_CONFIG),
+        }
+        return (
+            f'{_STYLE}\n<div class="{CSS_CLASS}" id="{div_id}">\n'
+            f'<div class="acecourse-live" style="height: {int(self.height)}px"></div>\n'
+            f'<img class="acecourse-static" alt="{html.escape(self.alt, quote=True)}" '
+            f'src="data:image/png;base64,{png}">\n{script}\n</div>'
+        )
+
+    def mimebundle(self, mode: str = "auto") -> dict[str, object]:
+        """The rich output for ``mode`` ``"site"``, ``"live"`` or ``"auto"`` (see module docs)."""
+        if mode == "auto":
+            mode = "site" if any(os.environ.get(v) for v in SITE_ENV_VARS) else "live"
+        if mode not in ("site", "live"):
+            raise ValueError(f"mode must be 'auto', 'site' or 'live', got {mode!r}")
+        bundle: dict[str, object] = {
+            "image/png": base64.b64encode(self.png()).decode("ascii"),
+            "text/plain": f"<InteractiveFigure: {self.alt[:100]}>",
+        }
+        if mode == "site":
+            bundle["text/html"] = self.site_html()
+        elif "google.colab" in sys.modules:
+            import plotly.io as pio
+
+            bundle["text/html"] = pio.to_html(
+                self.figure, include_plotlyjs="cdn", full_html=False, config=_PLOTLY_CONFIG
+            )
+        else:
+            bundle["application/vnd.plotly.v1+json"] = self.figure.to_plotly_json()
+        return bundle
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.mimebundle()
+
+
+# --------------------------------------------------------------------------- molecules
+def _element_style(numbers: Sequence[int]) -> tuple[list[str], list[str], np.ndarray]:
+    """Symbols, colours (the course's for H, C, O; Jmol's otherwise) and covalent radii (Å)."""
+    from ase.data import chemical_symbols, covalent_radii
+    from ase.data.colors import jmol_colors
+
+    from acecourse.plotting import COLORS
+
+    symbols = [chemical_symbols[int(z)] for z in numbers]
+    colors = []
+    for z, symbol in zip(numbers, symbols):
+        if symbol in COLORS:
+            colors.append(COLORS[symbol])
+        else:
+            r, g, b = (round(255 * float(c)) for c in jmol_colors[int(z)])
+            colors.append(f"#{r:02x}{g:02x}{b:02x}")
+    return symbols, colors, np.array([covalent_radii[int(z)] for z in numbers])
+
+
+def bonds(positions: np.ndarray, numbers: Sequence[int], scale: float = 1.2) -> list[tuple]:
+    """Pairs ``(i, j)``, ``i < j``, closer than ``scale`` times the sum of covalent radii."""
+    positions = np.asarray(positions, dtype=float)
+    _, _, radii = _element_style(numbers)
+    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    limit = scale * (radii[:, None] + radii[None])
+    i, j = np.nonzero(np.triu(distances < limit, k=1))
+    return list(zip(i.tolist(), j.tolist()))
+
+
+def _bond_lines(positions: np.ndarray, pairs: list[tuple]) -> tuple[np.ndarray, ...]:
+    """x, y, z of line segments (NaN-separated) for a Plotly ``scatter3d`` in line mode."""
+    if not pairs:
+        return (np.array([]),) * 3
+    segments = np.full((len(pairs), 3, 3), np.nan)
+    for k, (i, j) in enumerate(pairs):
+        segments[k, 0], segments[k, 1] = positions[i], positions[j]
+    flat = segments.reshape(-1, 3)
+    return flat[:, 0], flat[:, 1], flat[:, 2]
+
+
+def _check_molecule(positions, numbers) -> tuple[np.ndarray, np.ndarray]:
+    positions = np.asarray(positions, dtype=float)
+    numbers = np.asarray(numbers)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise ValueError(f"positions must have shape (n_atoms, 3), got {positions.shape}")
+    if numbers.shape != (len(positions),):
+        raise ValueError(
+            f"numbers must have shape ({len(positions)},) like positions, got {numbers.shape}"
+        )
+    if not np.all(np.isfinite(positions)):
+        raise ValueError("positions must be finite")
+    return positions, numbers.astype(int)
+
+
+def _scene(ranges: np.ndarray | None = None, unit: str = "Å") -> dict:
+    axis = {"showbackground": False, "gridcolor": "#dddddd", "zerolinecolor": "#aaaaaa"}
+    scene = {
+        "xaxis": {**axis, "title": {"text": f"x ({unit})" if unit else "x"}},
+        "yaxis": {**axis, "title": {"text": f"y ({unit})" if unit else "y"}},
+        "zaxis": {**axis, "title": {"text": f"z ({unit})" if unit else "z"}},
+        "aspectmode": "cube",
+    }
+    if ranges is not None:
+        for name, (low, high) in zip(("xaxis", "yaxis", "zaxis"), ranges):
+            scene[name]["range"] = [float(low), float(high)]
+    return scene
+
+
+def _layout(title: str, scene: dict, **extra) -> dict:
+    return {
+        "title": {"text": title, "x": 0.5, "font": {"size": 15}},
+        "scene": scene,
+        "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+        "showlegend": False,
+        "template": "none",
+        "paper_bgcolor": "white",
+        **extra,
+    }
+
+
+def _f32(values) -> np.ndarray:
+    """Float32 copy: the figure's JSON stores numbers as base64 float32 (half of float64)."""
+    return np.asarray(values, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- harmonics
+def _sphere_grid(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Polar and azimuthal angles of a grid, and its unit vectors (n_theta, n_phi, 3)."""
+    theta, phi = np.meshgrid(
+        np.linspace(0, np.pi, n_theta), np.linspace(0, 2 * np.pi, n_phi), indexing="ij"
+    )
+    unit = np.stack(
+        [np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=-1
+    )
+    return theta, phi, unit
+
+
+SIGN_COLORSCALE = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]
+"""Blue (negative), white, red (positive): the colours of ``RdBu_r`` at its ends."""
+
+
+def spherical_harmonics_figure(
+    l_max: int = 3, l: int = 2, m: int = 0, resolution: int = 25
+) -> InteractiveFigure:
+    r"""Real spherical harmonics as surfaces :math:`r = |Y_l^m(\hat{\mathbf r})|`, by sign.
+
+    Parameters
+    ----------
+    l_max
+        Largest degree offered in the menu (``(l_max + 1)**2`` surfaces, 0 <= l_max <= 6).
+    l, m
+        The harmonic shown first.
+    resolution
+        Grid points along the polar angle (twice as many along the azimuth).
+
+    Returns
+    -------
+    InteractiveFigure
+        One ``surface`` trace per :math:`(l, m)`, in the course's order ``l*l + l + m``, and a menu
+        that shows one of them.  Each surface's distance from the origin in the direction
+        :math:`\hat{\mathbf r}` is :math:`|Y_l^m(\hat{\mathbf r})|` (the course's real
+        harmonics: orthonormal, no Condon-Shortley phase, :math:`Y_{1,-1}, Y_{10}, Y_{11}
+        \propto y, z, x`); its colour is :math:`Y_l^m` itself, red positive and blue negative.
+    """
+    import plotly.graph_objects as go
+
+    if not 0 <= l_max <= 6:
+        raise ValueError(f"l_max must be between 0 and 6, got {l_max}")
+    if not (0 <= l <= l_max and -l <= m <= l):
+        raise ValueError(f"need 0 <= l <= l_max = {l_max} and -l <= m <= l, got l={l}, m={m}")
+    if resolution < 9:
+        raise ValueError(f"resolution must be at least 9, got {resolution}")
+    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
+    values = real_spherical_harmonics(l_max, unit)  # (n_theta, n_phi, (l_max+1)^2)
+    extent = float(np.abs(values).max()) * 1.05
+    shown = l * l + l + m
+    traces, labels = [], []
+    for deg in range(l_max + 1):
+        for order in range(-deg, deg + 1):
+            index = deg * deg + deg + order
+            y = values[..., index]
+            surface = np.abs(y)[..., None] * unit
+            vmax = float(np.abs(y).max())
+            traces.append(
+                go.Surface(
+                    x=_f32(surface[..., 0]),
+                    y=_f32(surface[..., 1]),
+                    z=_f32(surface[..., 2]),
+                    surfacecolor=_f32(y),
+                    cmin=-vmax,
+                    cmax=vmax,
+                    colorscale=SIGN_COLORSCALE,
+                    showscale=False,
+                    visible=index == shown,
+                    name=f"l={deg}, m={order}",
+                    hovertemplate=f"Y<sub>{deg}</sub><sup>{order}</sup><extra></extra>",
+                    lighting={"ambient": 0.7, "diffuse": 0.5, "specular": 0.1},
+                )
+            )
+            labels.append((deg, order))
+
+    def title(deg: int, order: int) -> str:
+        return f"|Y<sub>{deg}</sub><sup>{order}</sup>| as radius, sign as colour (red > 0)"
+
+    buttons = [
+        {
+            "label": f"l = {deg}, m = {order}",
+            "method": "update",
+            "args": [
+                {"visible": [k == index for k in range(len(traces))]},
+                {"title.text": title(deg, order)},
+            ],
+        }
+        for index, (deg, order) in enumerate(labels)
+    ]
+    ranges = np.array([[-extent, extent]] * 3)
+    layout = _layout(
+        title(l, m),
+        _scene(ranges, unit=""),
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "active": shown,
+                "direction": "down",
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.0,
+                "yanchor": "top",
+                "showactive": True,
+            }
+        ],
+    )
+    figure = go.Figure(data=traces, layout=layout)
+
+    def draw_static(static) -> None:
+        _draw_harmonics_grid(static, l_max=min(l_max, 3), resolution=25)
+
+    alt = (
+        f"Real spherical harmonics Y_l^m for l = 0 to {min(l_max, 3)} drawn as closed surfaces: "
+        "in each direction the surface lies at a distance |Y_l^m| from the centre and is red "
+        "where Y_l^m is positive and blue where it is negative. Row l holds the 2l+1 functions "
+        "m = -l to l. l = 0 is a sphere; the three l = 1 functions are pairs of lobes along "
+        "the y, z and x axes (one red, one blue); l = 2 gives four-lobed clover shapes and, "
+        "for m = 0, two lobes along z with a ring around the middle; l = 3 has six or more lobes."
+    )
+    return InteractiveFigure(figure, draw_static, alt, height=560, tight=False)
+
+
+def _draw_harmonics_grid(static, l_max: int, resolution: int) -> None:
+    """Matplotlib: one small 3D surface per (l, m), rows l, columns m (the PNG fallback)."""
+    from matplotlib import colors
+
+    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
+    values = real_spherical_harmonics(l_max, unit)
+    columns = 2 * l_max + 1
+    static.set_size_inches(1.35 * columns, 1.45 * (l_max + 1))
+    colormap = colors.LinearSegmentedColormap.from_list("sign", [c for _, c in SIGN_COLORSCALE])
+    for deg in range(l_max + 1):
+        for order in range(-deg, deg + 1):
+            y = values[..., deg * deg + deg + order]
+            surface = np.abs(y)[..., None] * unit
+            ax = static.add_subplot(
+                l_max + 1, columns, deg * columns + l_max + order + 1, projection="3d"
+            )
+            vmax = np.abs(y).max()
+            ax.plot_surface(
+                *np.moveaxis(surface, -1, 0),
+                facecolors=colormap((y / vmax + 1) / 2),
+                rstride=1,
+                cstride=1,
+                linewidth=0,
+                antialiased=False,
+                shade=False,
+            )
+            lim = 0.8 * np.abs(values[..., deg * deg : (deg + 1) ** 2]).max()
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
+            ax.set_box_aspect((1, 1, 1))
+            ax.set_axis_off()
+            ax.set_title(f"$Y_{{{deg}}}^{{{order}}}$", fontsize=9, pad=-4)
+    static.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0, hspace=0.05)
+
+
+# --------------------------------------------------------------------------- neighbour density
+def angular_density(directions: np.ndarray, grid: np.ndarray, l_max: int) -> np.ndarray:
+    r"""Truncated angular density :math:`\sum_{l \le l_{\max}, m} A_{lm} Y_l^m(\hat{\mathbf r})`
+    with :math:`A_{lm} = \sum_j Y_l^m(\hat{\mathbf r}_j)`, on the unit vectors ``grid``.
+
+    As :math:`l_{\max} \to \infty` it tends to :math:`\sum_j \delta(\hat{\mathbf r},
+    \hat{\mathbf r}_j)`; its integral over the sphere is the number of directions for every
+    :math:`l_{\max}` (only :math:`Y_0^0` survives).
+    """
+    coefficients = real_spherical_harmonics(l_max, directions).sum(axis=0)
+    return real_spherical_harmonics(l_max, grid) @ coefficients
+
+
+def neighbour_density_figure(
+    positions: np.ndarray,
+    numbers: Sequence[int],
+    centre: int = 0,
+    cutoff: float = 5.0,
+    l_max: int = 6,
+    centres: Sequence[int] | None = None,
+    resolution: int = 31,
+) -> InteractiveFigure:
+    r"""A molecule with the cutoff sphere of one atom, coloured by the neighbour density.
+
+    Parameters
+    ----------
+    positions
+        Atomic positions (n_atoms, 3) in Å.
+    numbers
+        Atomic numbers (n_atoms,).
+    centre
+        Index of the atom shown first.
+    cutoff
+        Cutoff radius :math:`r_c` in Å.
+    l_max
+        Degree at which the angular density is truncated.
+    centres
+        Atoms offered in the menu (default: all).
+    resolution
+        Grid points of the sphere along the polar angle.
+
+    Returns
+    -------
+    InteractiveFigure
+        For each offered centre: the atoms (neighbours inside :math:`r_c` large and opaque, the
+        others small and faded), the vectors :math:`\mathbf r_{ij}` from the centre to its
+        neighbours, and the sphere of radius :math:`r_c`, coloured by the angular density of the
+        neighbours' directions truncated at ``l_max`` (:func:`angular_density`).  A menu
+        chooses the centre.
+    """
+    import plotly.graph_objects as go
+
+    positions, numbers = _check_molecule(positions, numbers)
+    n_atoms = len(positions)
+    centres = list(range(n_atoms)) if centres is None else [int(c) for c in centres]
+    if not centres or any(not 0 <= c < n_atoms for c in centres):
+        raise ValueError(f"centres must be atom indices in [0, {n_atoms}), got {centres}")
+    if centre not in centres:
+        raise ValueError(f"centre {centre} is not among the offered centres {centres}")
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be positive (Å), got {cutoff}")
+    symbols, colors, radii = _element_style(numbers)
+    pairs = bonds(positions, numbers)
+    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
+    labels = [
+        f"{symbols[i]}{sum(s == symbols[i] for s in symbols[: i + 1])}" for i in range(n_atoms)
+    ]
+
+    traces, groups = [], []
+    for c in centres:
+        vectors = positions - positions[c]
+        distances = np.linalg.norm(vectors, axis=1)
+        inside = (distances < cutoff) & (np.arange(n_atoms) != c)
+        start = len(traces)
+        bx, by, bz = _bond_lines(positions, pairs)
+        traces.append(
+            go.Scatter3d(
+                x=_f32(bx),
+                y=_f32(by),
+                z=_f32(bz),
+                mode="lines",
+                line={"color": "#888888", "width": 5},
+                hoverinfo="skip",
+            )
+        )
+        vx, vy, vz = _bond_lines(positions, [(c, j) for j in np.nonzero(inside)[0]])
+        traces.append(
+            go.Scatter3d(
+                x=_f32(vx),
+                y=_f32(vy),
+                z=_f32(vz),
+                mode="lines",
+                line={"color": "#E69F00", "width": 3, "dash": "dash"},
+                hoverinfo="skip",
+            )
+        )
+        sizes = np.where(inside | (np.arange(n_atoms) == c), 30 * radii / radii.max() + 6, 7)
+        opacity_colors = [
+            colors[i] if inside[i] or i == c else "rgba(180,180,180,0.5)" for i in range(n_atoms)
+        ]
+        traces.append(
+            go.Scatter3d(
+                x=_f32(positions[:, 0]),
+                y=_f32(positions[:, 1]),
+                z=_f32(positions[:, 2]),
+                mode="markers",
+                marker={
+                    "size": _f32(sizes),
+                    "color": opacity_colors,
+                    "line": {"color": "black", "width": 1},
+                },
+                text=[f"{labels[i]}, r = {distances[i]:.2f} Å" for i in range(n_atoms)],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+        if inside.any():
+            density = angular_density(vectors[inside], unit, l_max)
+        else:
+            density = np.zeros(unit.shape[:2])
+        sphere = positions[c] + cutoff * unit
+        vmax = float(np.abs(density).max()) or 1.0
+        traces.append(
+            go.Surface(
+                x=_f32(sphere[..., 0]),
+                y=_f32(sphere[..., 1]),
+                z=_f32(sphere[..., 2]),
+                surfacecolor=_f32(density),
+                cmin=-vmax,
+                cmax=vmax,
+                colorscale="RdBu_r",
+                opacity=0.3,
+                showscale=True,
+                colorbar={"title": {"text": "density"}, "len": 0.6, "thickness": 12},
+                hovertemplate="density %{surfacecolor:.2f}<extra></extra>",
+            )
+        )
+        groups.append((c, start, len(traces), int(inside.sum())))
+
+    def title(c: int, count: int) -> str:
+        return (
+            f"cutoff sphere r<sub>c</sub> = {cutoff:g} Å around {labels[c]}: "
+            f"{count} neighbours, density to l = {l_max}"
+        )
+
+    for c, start, stop, _ in groups:
+        for trace in traces[start:stop]:
+            trace.visible = c == centre
+    buttons = [
+        {
+            "label": f"centre {labels[c]}",
+            "method": "update",
+            "args": [
+                {"visible": [start <= k < stop for k in range(len(traces))]},
+                {"title.text": title(c, count)},
+            ],
+        }
+        for c, start, stop, count in groups
+    ]
+    span = np.array([positions.min(0) - cutoff, positions.max(0) + cutoff]).T
+    half = (span[:, 1] - span[:, 0]).max() / 2
+    middle = span.mean(axis=1)
+    ranges = np.stack([middle - half, middle + half], axis=1)
+    count_first = next(count for c, _, _, count in groups if c == centre)
+    layout = _layout(
+        title(centre, count_first),
+        _scene(ranges),
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "active": centres.index(centre),
+                "direction": "down",
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.0,
+                "yanchor": "top",
+            }
+        ],
+    )
+    figure = go.Figure(data=traces, layout=layout)
+    inside_first = [
+        labels[j]
+        for j in range(n_atoms)
+        if j != centre and np.linalg.norm(positions[j] - positions[centre]) < cutoff
+    ]
+
+    def draw_static(static) -> None:
+        _draw_neighbour_density(static, positions, colors, radii, pairs, centre, cutoff, l_max)
+
+    alt = (
+        f"A molecule of {n_atoms} atoms ({''.join(sorted(set(symbols)))}) drawn as balls and "
+        f"sticks, with a translucent sphere of radius {cutoff:g} Å centred on atom "
+        f"{labels[centre]}. The {len(inside_first)} atoms inside the sphere "
+        f"({', '.join(inside_first) or 'none'}) are drawn large and joined to the centre by "
+        "dashed lines; atoms outside are small and grey. The sphere is coloured by the angular "
+        f"density of the neighbours' directions truncated at l = {l_max}: red patches mark the "
+        "directions in which neighbours lie, blue the ripples of the truncation in between."
+    )
+    return InteractiveFigure(figure, draw_static, alt, height=560)
+
+
+def _draw_neighbour_density(static, positions, colors, radii, pairs, centre, cutoff, l_max):
+    from matplotlib import colormaps
+
+    ax = static.add_subplot(projection="3d")
+    vectors = positions - positions[centre]
+    distances = np.linalg.norm(vectors, axis=1)
+    inside = (distances < cutoff) & (np.arange(len(positions)) != centre)
+    _, _, unit = _sphere_grid(31, 61)
+    density = (
+        angular_density(vectors[inside], unit, l_max) if inside.any() else np.zeros(unit.shape[:2])
+    )
+    vmax = np.abs(density).max() or 1.0
+    sphere = positions[centre] + cutoff * unit
+    ax.plot_surface(
+        *np.moveaxis(sphere, -1, 0),
+        facecolors=colormaps["RdBu_r"]((density / vmax + 1) / 2),
+        rstride=1,
+        cstride=1,
+        linewidth=0,
+        alpha=0.35,
+        shade=False,
+    )
+    for i, j in pairs:
+        ax.plot(*positions[[i, j]].T, color="0.45", lw=2)
+    for j in np.nonzero(inside)[0]:
+        ax.plot(*positions[[centre, j]].T, color="#E69F00", lw=1, ls="--")
+    big = inside | (np.arange(len(positions)) == centre)
+    ax.scatter(
+        *positions[big].T,
+        s=400 * radii[big] / radii.max(),
+        c=[colors[i] for i in np.nonzero(big)[0]],
+        edgecolor="k",
+        depthshade=False,
+    )
+    if (~big).any():
+        ax.scatter(*positions[~big].T, s=30, c="0.7", edgecolor="k", depthshade=False)
+    middle = positions[centre]
+    ax.set(
+        xlim=(middle[0] - cutoff, middle[0] + cutoff),
+        ylim=(middle[1] - cutoff, middle[1] + cutoff),
+        zlim=(middle[2] - cutoff, middle[2] + cutoff),
+        xlabel="x (Å)",
+        ylabel="y (Å)",
+        zlabel="z (Å)",
+    )
+    ax.set_box_aspect((1, 1, 1))
+
+
+# --------------------------------------------------------------------------- trajectory
+def trajectory_figure(
+    positions: np.ndarray,
+    numbers: Sequence[int],
+    time_fs: Sequence[float] | None = None,
+    max_frames: int = 200,
+    frame_duration_ms: int = 60,
+    title: str = "molecular dynamics",
+) -> InteractiveFigure:
+    r"""An animation of a trajectory: atoms and bonds, a play button and a time slider.
+
+    Parameters
+    ----------
+    positions
+        Positions (n_frames, n_atoms, 3) in Å.
+    numbers
+        Atomic numbers (n_atoms,).
+    time_fs
+        Time of each frame in fs (default: the frame index).
+    max_frames
+        At most this many frames are kept, evenly spaced (first and last included).
+    frame_duration_ms
+        Time each frame is shown while playing.
+    title
+        Title above the figure.
+
+    Returns
+    -------
+    InteractiveFigure
+        Frame ``k`` of the animation holds the atoms and the bonds (those of the first frame,
+        :func:`bonds`) at ``positions[k]``; the axes are fixed to the box holding every frame.
+        The static image shows the first frame with each atom's path over the whole trajectory.
+    """
+    import plotly.graph_objects as go
+
+    positions = np.asarray(positions, dtype=float)
+    if positions.ndim != 3 or positions.shape[-1] != 3 or len(positions) < 2:
+        raise ValueError(
+            f"positions must have shape (n_frames >= 2, n_atoms, 3), got {positions.shape}"
+        )
+    _check_molecule(positions[0], numbers)
+    if not np.all(np.isfinite(positions)):
+        raise ValueError("positions must be finite")
+    n_frames = len(positions)
+    times = np.arange(n_frames, dtype=float) if time_fs is None else np.asarray(time_fs, float)
+    if times.shape != (n_frames,):
+        raise ValueError(f"time_fs must have shape ({n_frames},), got {times.shape}")
+    if max_frames < 2:
+        raise ValueError(f"max_frames must be at least 2, got {max_frames}")
+    keep = np.unique(np.linspace(0, n_frames - 1, min(max_frames, n_frames)).round().astype(int))
+    positions, times = positions[keep], times[keep]
+    numbers = np.asarray(numbers, dtype=int)
+    symbols, colors, radii = _element_style(numbers)
+    pairs = bonds(positions[0], numbers)
+    sizes = _f32(30 * radii / radii.max() + 6)
+    unit_label = "fs" if time_fs is not None else "frame"
+
+    def frame_traces(xyz: np.ndarray) -> list:
+        bx, by, bz = _bond_lines(xyz, pairs)
+        return [
+            go.Scatter3d(
+                x=_f32(bx),
+                y=_f32(by),
+                z=_f32(bz),
+                mode="lines",
+                line={"color": "#888888", "width": 5},
+                hoverinfo="skip",
+            ),
+            go.Scatter3d(
+                x=_f32(xyz[:, 0]),
+                y=_f32(xyz[:, 1]),
+                z=_f32(xyz[:, 2]),
+                mode="markers",
+                marker={"size": sizes, "color": colors, "line": {"color": "black", "width": 1}},
+                text=symbols,
+                hovertemplate="%{text}<extra></extra>",
+            ),
+        ]
+
+    def label(t: float) -> str:
+        return f"{t:.1f} {unit_label}" if time_fs is not None else f"frame {int(t)}"
+
+    frames = [
+        go.Frame(data=frame_traces(xyz), name=str(k), traces=[0, 1])
+        for k, xyz in enumerate(positions)
+    ]
+    low, high = positions.reshape(-1, 3).min(0) - 0.8, positions.reshape(-1, 3).max(0) + 0.8
+    half = (high - low).max() / 2
+    middle = (high + low) / 2
+    ranges = np.stack([middle - half, middle + half], axis=1)
+    play = {
+        "frame": {"duration": int(frame_duration_ms), "redraw": True},
+        "fromcurrent": True,
+        "transition": {"duration": 0},
+    }
+    layout = _layout(
+        title,
+        _scene(ranges),
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 0.0,
+                "yanchor": "top",
+                "pad": {"t": 10},
+                "buttons": [
+                    {"label": "▶ play", "method": "animate", "args": [None, play]},
+                    {
+                        "label": "❚❚ pause",
+                        "method": "animate",
+                        "args": [
+                            [None],
+                            {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"},
+                        ],
+                    },
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": 0,
+                "x": 0.2,
+                "len": 0.8,
+                "y": 0.0,
+                "yanchor": "top",
+                "currentvalue": {"prefix": "t = " if time_fs is not None else ""},
+                # one step per frame: the step labels would overlap, the current one is shown
+                "font": {"color": "rgba(0,0,0,0)"},
+                "ticklen": 0,
+                "steps": [
+                    {
+                        "label": label(t),
+                        "method": "animate",
+                        "args": [
+                            [str(k)],
+                            {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"},
+                        ],
+                    }
+                    for k, t in enumerate(times)
+                ],
+            }
+        ],
+    )
+    figure = go.Figure(data=frame_traces(positions[0]), layout=layout, frames=frames)
+
+    def draw_static(static) -> None:
+        ax = static.add_subplot(projection="3d")
+        for i in range(positions.shape[1]):
+            ax.plot(*positions[:, i].T, color=colors[i], lw=0.8, alpha=0.8)
+        for i, j in pairs:
+            ax.plot(*positions[0, [i, j]].T, color="0.45", lw=2)
+        ax.scatter(
+            *positions[0].T, s=250 * radii / radii.max(), c=colors, edgecolor="k", depthshade=False
+        )
+        ax.set(
+            xlim=ranges[0],
+            ylim=ranges[1],
+            zlim=ranges[2],
+            xlabel="x (Å)",
+            ylabel="y (Å)",
+            zlabel="z (Å)",
+        )
+        ax.set_box_aspect((1, 1, 1))
+        ax.set_title(f"{title}: first frame and each atom's path", fontsize=10)
+
+    spread = np.sqrt(((positions - positions.mean(axis=0)) ** 2).sum(-1).mean(0))  # per atom, Å
+    widest = symbols[int(np.argmax(spread))]
+    alt = (
+        f"Animation of {len(numbers)} atoms ({''.join(sorted(set(symbols)))}) over "
+        f"{len(positions)} frames from {label(times[0])} to {label(times[-1])}, drawn as balls "
+        "and sticks with a play button and a time slider. The static image shows the first "
+        "frame with the path of every atom over the whole run as a thin line of its colour; "
+        f"the atoms move by {spread.min():.2f} to {spread.max():.2f} Å (root mean square about "
+        f"their mean positions), most for a {widest} atom."
+    )
+    return InteractiveFigure(figure, draw_static, alt, height=560)
