@@ -8,11 +8,16 @@ here; nothing is copied.
 
 Importing the package also makes e3nn 0.4.4 importable under torch >= 2.6: e3nn loads its
 constants with ``torch.load``, whose default ``weights_only=True`` refuses the ``slice`` objects
-in them unless ``slice`` is allow-listed.
+in them unless ``slice`` is allow-listed.  It then imports e3nn at once, so that those constants
+are read under ``weights_only=True`` before anything imports mace-torch: mace-torch's import sets
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, and an e3nn imported after it warns (with the machine's
+path to e3nn) that ``weights_only=False`` was forced.
 """
 
 import torch as _torch
 
 _torch.serialization.add_safe_globals([slice])
+
+import e3nn.o3 as _e3nn_o3  # noqa: F401  (after the allow-list, before any mace import)
 
 __version__ = "0.1.0"
