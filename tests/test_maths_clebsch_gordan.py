@@ -50,8 +50,8 @@ def test_selection_rules_and_orthogonality():
                 for L in range(abs(l1 - l2), l1 + l2 + 1)
             ]
             U = np.concatenate(rows, axis=1)
-            np.testing.assert_allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-14)
-            np.testing.assert_allclose(U @ U.T, np.eye(U.shape[0]), atol=1e-14)
+            np.testing.assert_allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-14, rtol=0)
+            np.testing.assert_allclose(U @ U.T, np.eye(U.shape[0]), atol=1e-14, rtol=0)
     assert clebsch_gordan(1, 1, 1, 0, 2, 0) == 0.0  # M != m1 + m2
     assert clebsch_gordan(1, 0, 1, 0, 3, 0) == 0.0  # triangle
     assert clebsch_gordan(1, 0, 1, 0, 1, 0) == 0.0  # l1 + l2 + L odd with all m = 0
@@ -113,5 +113,7 @@ def test_coupling_l1_l1_to_0_and_1_are_dot_and_cross():
     perm = [1, 2, 0]
     dot = np.einsum("abc,a,b->c", C0, a[perm], b[perm])
     cross = np.einsum("abc,a,b->c", C1, a[perm], b[perm])
-    np.testing.assert_allclose(abs(dot[0]), abs(a @ b) / np.sqrt(3), atol=1e-14)
-    np.testing.assert_allclose(np.abs(cross), np.abs(np.cross(a, b)[perm]) / np.sqrt(6), atol=1e-14)
+    np.testing.assert_allclose(abs(dot[0]), abs(a @ b) / np.sqrt(3), atol=1e-14, rtol=0)
+    np.testing.assert_allclose(
+        np.abs(cross), np.abs(np.cross(a, b)[perm]) / np.sqrt(6), atol=1e-14, rtol=0
+    )
