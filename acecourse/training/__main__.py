@@ -1,4 +1,4 @@
-"""Command line: ``python -m acecourse.training {train,benchmark,evaluate,pack,unpack} ...``.
+"""Command line: ``python -m acecourse.training COMMAND ...`` (``--help`` lists the commands).
 
 Examples
 --------
@@ -6,15 +6,27 @@ CPU smoke run (what CI executes)::
 
     python -m acecourse.training train --profile ci --out runs/ci
 
-The GPU run of the chapter (resumes automatically from ``<out>/checkpoint.pt``)::
+One GPU window of the chain (``acecourse.training.window``): one warm-restart cycle from the
+chain's newest committed weights, fitted into 540 s, files written under OUT in the layout they
+are committed in (``scripts/device/gpu.sh window 540`` wraps it on the lent GPU)::
 
-    python -m acecourse.training train --profile full --out artifacts/mace_ethanol/seed123 \\
-        --set max_wall_s=540
+    python -m acecourse.training window --seconds 540 --out OUT
+    python -m acecourse.training land OUT        # copy them into the repository
 
-Moving that checkpoint to another machine or session in parts of at most 15 MiB::
+The exact, resumable run of the ``full`` profile, for a GPU that runs for hours (resumes
+automatically from ``<out>/checkpoint.pt``)::
 
-    python -m acecourse.training pack artifacts/mace_ethanol/seed123 packed/seed123
-    python -m acecourse.training unpack packed/seed123 artifacts/mace_ethanol/seed123
+    python -m acecourse.training train --profile full --out runs/seed123 --set max_wall_s=540
+
+Step times of every backend and of stock ``mace_run_train``, side by side::
+
+    python -m acecourse.training benchmark --profile full --backends e3nn,e3nn+graph,stock \
+        --out bench.json
+
+Moving an exact-resume checkpoint to another machine in parts of at most 15 MiB::
+
+    python -m acecourse.training pack runs/seed123 packed/seed123
+    python -m acecourse.training unpack packed/seed123 runs/seed123
 """
 
 from __future__ import annotations
@@ -56,11 +68,31 @@ def main(argv: list[str] | None = None) -> int:
         help="override settings, e.g. --set seed=2 max_epochs=300",
     )
     p_train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p_bench = sub.add_parser("benchmark", help="time training steps, e3nn vs cuEquivariance")
+    p_window = sub.add_parser("window", help="train the chain's next window (one cycle)")
+    p_window.add_argument("--out", required=True, help="root of the returned files")
+    p_window.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    p_window.add_argument("--seconds", type=float, default=None, help="the window's time from now")
+    p_window.add_argument("--until", type=float, default=None, help="its end (Unix time)")
+    p_window.add_argument("--started", type=float, default=None, help="its start (Unix time)")
+    p_window.add_argument("--epochs", type=int, default=None, help="fixed cycle length instead")
+    p_window.add_argument("--reserve", type=float, default=45.0, help="seconds kept for the test")
+    p_window.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p_start = sub.add_parser("chain-start", help="write chain.csv with its start (row 0)")
+    p_start.add_argument("run_dir", help="a finished, committed run the first window starts from")
+    p_land = sub.add_parser("land", help="copy a returned window into the repository")
+    p_land.add_argument("returned", help="the folder the window's files were fetched into")
+    p_compare = sub.add_parser("compare", help="validation force error at equal wall time")
+    p_compare.add_argument("run_dirs", nargs="+", help="training output folders")
+    p_bench = sub.add_parser("benchmark", help="time training steps of every backend")
     p_bench.add_argument("--profile", default="full", choices=sorted(PROFILES))
     p_bench.add_argument("--out", required=True, help="JSON file for the timings")
-    p_bench.add_argument("--backends", default="e3nn,cueq")
+    p_bench.add_argument("--backends", default="e3nn,e3nn+graph,stock")
     p_bench.add_argument("--steps", type=int, default=100)
+    p_bench.add_argument("--stock-epochs", type=int, default=3, help="epochs of mace_run_train")
+    p_bench.add_argument("--timeout", type=float, default=900.0, help="seconds per backend")
+    p_bench.add_argument(
+        "--no-isolate", action="store_true", help="all backends in this process (no time limit)"
+    )
     p_bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     p_eval = sub.add_parser("evaluate", help="test metrics of a finished run in float64")
     p_eval.add_argument("run_dir", help="training output folder with model.pt.gz and config.json")
@@ -87,6 +119,35 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(record, indent=2))
             return 0
+        if args.command in ("chain-start", "land", "compare"):
+            from acecourse.training import window
+
+            if args.command == "chain-start":
+                result = window.start_chain(args.run_dir)
+            elif args.command == "land":
+                result = window.land_window(args.returned)
+            else:
+                result = window.compare_at_equal_time(args.run_dirs)
+            print(json.dumps(result, indent=2))
+            return 0
+        if args.command == "window":
+            from acecourse.training.window import run_window
+
+            if args.seconds is None and args.until is None and args.epochs is None:
+                raise ValueError("give --seconds, --until or --epochs")
+            result = run_window(
+                args.out,
+                seconds=args.seconds,
+                until=args.until,
+                profile=args.profile,
+                overrides=_overrides(args.set),
+                epochs=args.epochs,
+                reserve_s=args.reserve,
+                started=args.started,
+                command=command,
+            )
+            print(json.dumps(result, indent=2))
+            return 0
         if args.command in ("pack", "unpack"):
             from acecourse.training import transport
 
@@ -102,9 +163,21 @@ def main(argv: list[str] | None = None) -> int:
 
             result = train(config, args.out, resume=not args.no_resume, command=command)
         else:
-            from acecourse.training.benchmark import benchmark
+            from acecourse.training.benchmark import benchmark, summary_table
 
-            result = benchmark(config, args.backends.split(","), args.steps, args.out)
+            if args.stock_epochs < 2:
+                raise ValueError(f"--stock-epochs {args.stock_epochs}: give at least 2 epochs")
+            result = benchmark(
+                config,
+                args.backends.split(","),
+                args.steps,
+                args.out,
+                isolate=not args.no_isolate,
+                timeout_s=args.timeout,
+                stock_epochs=args.stock_epochs,
+            )
+            print(summary_table(result))
+            return 0
     except (ValueError, RMD17DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

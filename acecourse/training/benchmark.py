@@ -1,14 +1,34 @@
-"""Time training steps of the same MACE model on mace-torch's e3nn and cuEquivariance paths.
+"""Time training steps of the same MACE model along every path, side by side.
 
-Both backends start from the same weights (the cuEquivariance model is converted from the e3nn
-one with mace-torch's converter), see the same batches, and run the full training step
-(forward, forces by autograd, loss, backward, AMSGrad step).  The benchmark also checks that the
-two backends predict the same energies and forces for one batch.
+Backends (``BACKENDS``):
+
+- ``e3nn``: mace-torch's plain e3nn model, eager steps (the course's loop);
+- ``e3nn+graph``: the same step recorded once as a CUDA graph and replayed
+  (:class:`~acecourse.training.steps.StepRunner`);
+- ``e3nn+compile`` and ``e3nn+compile+graph``: the model prepared as mace-torch prepares it for
+  ``torch.compile`` (:func:`mace.tools.compile.prepare`) and compiled, without and with the graph;
+- ``cueq`` and ``cueq+graph``: mace-torch's cuEquivariance path (the model converted from the
+  e3nn one by mace-torch's converter);
+- ``stock``: mace-torch's own loop, ``mace_run_train``, on the same frames and model
+  (:mod:`acecourse.training.stock`), timed per epoch from its log.
+
+Every course backend starts from the same weights, sees the same batches, and runs the full
+training step (forward, forces by autograd, loss, backward, AMSGrad step, EMA); its predictions
+for one probe batch are kept so that the backends can be checked against each other.
+
+A failing backend never takes the others down: each is caught and its error recorded, and with
+``isolate=True`` (the command line's default) each runs in a process of its own with a time
+limit, so that a crash, a hang or a poisoned CUDA context stays in that process.  The results
+file is rewritten after every backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +40,22 @@ from acecourse.training.data import make_batches
 from acecourse.training.model import build_model, parameter_groups, to_cueq
 from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer import (
+    TrainingError,
     device_name,
     prepare_data,
     resolve_device,
     software_versions,
 )
 
-BACKENDS = ("e3nn", "cueq", "e3nn+graph", "cueq+graph")
+BACKENDS = (
+    "e3nn",
+    "e3nn+graph",
+    "e3nn+compile",
+    "e3nn+compile+graph",
+    "cueq",
+    "cueq+graph",
+    "stock",
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -78,10 +107,90 @@ def time_steps(
     }
 
 
-def benchmark(
-    config: TrainConfig, backends: list[str], steps: int, out_file: str | Path
+def _model_for(backend: str, config: TrainConfig, data: dict, device: torch.device):
+    """The model of ``backend``, with the weights of ``build_model(config, ...)``."""
+    args = (config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+    reference = build_model(*args)
+    if backend.startswith("cueq"):
+        return to_cueq(reference, device=device.type).to(device)
+    if "+compile" in backend:
+        from mace.tools.compile import prepare
+
+        model = prepare(build_model)(*args)
+        model.load_state_dict(reference.state_dict())
+        return torch.compile(model.to(device))
+    return reference.to(device)
+
+
+def run_backend(
+    config: TrainConfig, backend: str, steps: int, data: dict, stock_epochs: int = 3
 ) -> dict[str, Any]:
-    """Time ``steps`` training steps per backend; write and return a JSON-able dict."""
+    """Time one backend; any exception becomes ``{"error": ...}`` (the others go on)."""
+    t0 = time.perf_counter()
+    try:
+        if backend == "stock":
+            from acecourse.training.stock import time_stock_epochs
+
+            return time_stock_epochs(config, data, epochs=stock_epochs)
+        device = resolve_device(config)
+        if device.type != "cuda" and (backend.startswith("cueq") or backend.endswith("+graph")):
+            raise TrainingError(f"backend {backend} needs device cuda")
+        dtype = getattr(torch, config.dtype)
+        batches = make_batches(data["train"], device, dtype)
+        model = _model_for(backend, config, data, device)
+        probe = batches.batch(torch.arange(config.batch_size))
+        pred = model(probe, training=False, compute_force=True)
+        probe_out = {
+            "energy": pred["energy"].detach().double().cpu().tolist(),
+            "forces": pred["forces"].detach().double().cpu().tolist(),
+        }
+        del pred  # a live autograd graph would break CUDA-graph capture
+        timing = time_steps(model, batches, config, steps, device, backend.endswith("+graph"))
+        return {**timing, "probe": probe_out, "wall_s": time.perf_counter() - t0}
+    except Exception as err:  # noqa: BLE001 (record why a path failed, go on with the rest)
+        return {"error": f"{type(err).__name__}: {err}", "wall_s": time.perf_counter() - t0}
+
+
+def _run_isolated(
+    config: TrainConfig, backend: str, steps: int, stock_epochs: int, timeout_s: float
+) -> dict[str, Any]:
+    """:func:`run_backend` in a process of its own, killed after ``timeout_s``."""
+    with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
+        config_file, out_file = Path(tmp) / "config.json", Path(tmp) / "result.json"
+        config_file.write_text(config.to_json())
+        argv = [sys.executable, "-m", "acecourse.training.benchmark", str(config_file), backend,
+                str(steps), str(stock_epochs), str(out_file)]  # fmt: skip
+        t0 = time.perf_counter()
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"no result within {timeout_s:g} s (killed)", "wall_s": timeout_s}
+        if out_file.is_file():
+            return json.loads(out_file.read_text())
+        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        return {
+            "error": f"process ended with exit code {done.returncode} and no result: {tail}",
+            "wall_s": time.perf_counter() - t0,
+        }
+
+
+def benchmark(
+    config: TrainConfig,
+    backends: list[str],
+    steps: int,
+    out_file: str | Path,
+    isolate: bool = False,
+    timeout_s: float = 900.0,
+    stock_epochs: int = 3,
+) -> dict[str, Any]:
+    """Time ``steps`` training steps per backend; write and return a JSON-able dict.
+
+    ``isolate``: each backend in its own process with ``timeout_s`` (a crash or hang is
+    recorded as that backend's error).  ``stock_epochs``: epochs of ``mace_run_train`` for the
+    ``stock`` backend.
+    """
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(
@@ -90,52 +199,89 @@ def benchmark(
     if steps < 1:
         raise ValueError(f"steps={steps}: give a positive number of timed steps")
     torch.set_default_dtype(getattr(torch, config.dtype))
-    device = resolve_device(config)
-    dtype = getattr(torch, config.dtype)
-    data = prepare_data(config)
-    batches = make_batches(data["train"], device, dtype)
-    reference = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+    device = resolve_device(dataclasses.replace(config, backend="e3nn"))  # no GPU: say so now
     result: dict[str, Any] = {
         "device": device_name(device),
         "software": software_versions(),
         "config": config.to_dict(),
         "steps": steps,
+        "isolated": isolate,
         "backends": {},
     }
-    probe = batches.batch(torch.arange(config.batch_size))
-    outputs = {}
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    data = None if isolate else prepare_data(config)
     for backend in backends:
-        if backend.startswith("cueq"):
-            model = to_cueq(reference, device=device.type).to(device)
+        if isolate:
+            entry = _run_isolated(config, backend, steps, stock_epochs, timeout_s)
         else:
-            model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-            model.load_state_dict(reference.state_dict())
-            model = model.to(device)
-        pred = model(probe, training=False, compute_force=True)
-        outputs[backend] = (pred["energy"].detach().double(), pred["forces"].detach().double())
-        del pred  # a live autograd graph would break CUDA-graph capture
-        try:
-            result["backends"][backend] = time_steps(
-                model, batches, config, steps, device, use_graph=backend.endswith("+graph")
-            )
-        except Exception as err:  # noqa: BLE001 (record why a path failed, go on with the rest)
-            result["backends"][backend] = {"error": f"{type(err).__name__}: {err}"}
-        del model
-    if "e3nn" in outputs and "cueq" in outputs:
-        (e1, f1), (e2, f2) = outputs["e3nn"], outputs["cueq"]
-        result["max_abs_energy_difference_eV"] = float((e1 - e2).abs().max())
-        result["max_abs_force_difference_eV_per_A"] = float((f1 - f2).abs().max())
-    timed = {k: v for k, v in result["backends"].items() if "median_ms_per_step" in v}
+            entry = run_backend(config, backend, steps, data, stock_epochs)
+        result["backends"][backend] = entry
+        print(summary_line(backend, entry), flush=True)
+        out_file.write_text(json.dumps(_compare(result), indent=2) + "\n")
+    return _compare(result)
+
+
+def _compare(result: dict[str, Any]) -> dict[str, Any]:
+    """Speed-ups over eager e3nn and the agreement of the backends' predictions."""
+    result = dict(result)
+    entries = result["backends"]
+    timed = {k: v for k, v in entries.items() if "median_ms_per_step" in v}
     if "e3nn" in timed:
-        result["speedup_over_e3nn"] = {
-            k: timed["e3nn"]["median_ms_per_step"] / v["median_ms_per_step"]
-            for k, v in timed.items()
-        }
+        base = timed["e3nn"]["median_ms_per_step"]
+        result["speedup_over_e3nn"] = {k: base / v["median_ms_per_step"] for k, v in timed.items()}
+        reference = entries["e3nn"].get("probe")
+        differences = {}
+        for name, entry in entries.items():
+            if name != "e3nn" and reference and entry.get("probe"):
+                e1, e2 = (torch.tensor(x["energy"]) for x in (reference, entry["probe"]))
+                f1, f2 = (torch.tensor(x["forces"]) for x in (reference, entry["probe"]))
+                differences[name] = {
+                    "energy_eV": float((e1 - e2).abs().max()),
+                    "forces_eV_per_A": float((f1 - f2).abs().max()),
+                }
+        result["max_abs_difference_vs_e3nn"] = differences
+        if "cueq" in differences:  # the key older benchmark files have
+            result["max_abs_force_difference_eV_per_A"] = differences["cueq"]["forces_eV_per_A"]
     if "e3nn" in timed and "e3nn+graph" in timed:
         a, b = timed["e3nn"]["losses"], timed["e3nn+graph"]["losses"]
         result["graph_vs_eager_max_relative_loss_difference"] = max(
             abs(x - y) / abs(x) for x, y in zip(a, b)
         )
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_file).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def summary_line(backend: str, entry: dict[str, Any]) -> str:
+    """One line of the side-by-side table: ms per step and s per epoch, or the error."""
+    if "median_ms_per_step" not in entry:
+        return f"{backend:20s} failed: {entry.get('error', 'no timing')}"[:300]
+    per_epoch = entry.get("s_per_epoch", entry.get("epoch_s_from_median"))
+    note = "incl. validation, from the log" if backend == "stock" else ""
+    if entry.get("cuda_graph_error"):
+        note = f"graph capture failed: {entry['cuda_graph_error']}"[:120]
+    return (
+        f"{backend:20s} {entry['median_ms_per_step']:9.2f} ms/step {per_epoch:8.2f} s/epoch "
+        f"({entry['steps_per_epoch']} steps) {note}"
+    )
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """All backends of a benchmark result, one line each."""
+    lines = [f"{result['device']}, {result['steps']} timed steps per course backend"]
+    lines += [summary_line(name, entry) for name, entry in result["backends"].items()]
+    return "\n".join(lines)
+
+
+def _main(argv: list[str]) -> int:
+    """Entry of an isolated backend: CONFIG_JSON BACKEND STEPS STOCK_EPOCHS OUT_JSON."""
+    config_file, backend, steps, stock_epochs, out_file = argv
+    config = TrainConfig(**json.loads(Path(config_file).read_text()))
+    torch.set_default_dtype(getattr(torch, config.dtype))
+    data = prepare_data(config)
+    entry = run_backend(config, backend, int(steps), data, int(stock_epochs))
+    Path(out_file).write_text(json.dumps(entry) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -235,6 +235,7 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
         "valid": to_atomic_data(valid_frames, config.r_max),
         "test": to_atomic_data(test_frames, config.r_max),
         "test_numbers": test_frames[0].numbers,
+        "frames": {"train": train_frames, "valid": valid_frames},
         "indices": {
             "train": train_idx.tolist(),
             "valid": valid_idx.tolist(),
@@ -382,6 +383,7 @@ def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None)
     The model starts from ``config.init_weights`` when it is set (a window of a chain), else from
     mace-torch's random initialisation with ``config.seed``.
     """
+    t_session = time.perf_counter()  # a session's wall time includes loading and building
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config)
     dtype = getattr(torch, config.dtype)
@@ -435,9 +437,13 @@ def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None)
             "init_weights": config.init_weights,
             "indices": data["indices"],
         },
+        t_session=t_session,
     )
     if resume and (out / CHECKPOINT_NAME).exists():
         load_checkpoint(run, out / CHECKPOINT_NAME)
+    elif config.init_weights is not None:  # where the run starts: the given weights' errors
+        metrics, _ = validate(run, config.energy_weight, config.forces_weight)
+        run.run_info["init_valid"] = metrics
     run.sessions.append(
         {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -672,9 +678,10 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
             if stop.stop:  # one signal: pause after this epoch
                 return "paused"
             elapsed = time.perf_counter() - run.t_session
+            # stop when the next epoch might not fit (a quarter of an epoch as margin)
             if (
                 config.max_wall_s is not None
-                and elapsed + 2 * row["epoch_time_s"] > config.max_wall_s
+                and elapsed + 1.25 * row["epoch_time_s"] > config.max_wall_s
             ):
                 return "paused" if config.at_wall == "pause" else "finished_at_wall_time"
         return "finished"

@@ -1,33 +1,63 @@
 #!/usr/bin/env bash
-# Build the git-ignored folder .carry/ that scripts/device/gpu.sh needs on a lent GPU machine
-# (Python 3.12, no internet).  Run from the repository root on a machine with PyPI access.
-#   .carry/whl/          mace-torch 0.3.16, e3nn 0.4.4, ase, cuequivariance(-torch) 0.13 ... (~6 MB)
-#   .carry/ops.tar.xz    cuequivariance-ops(-torch)-cu13 0.13 unpacked under site/, without the
-#                        triton kernel cache, xz-compressed (~29 MB; the two wheels are ~71 MB)
-#   .carry/rmd17/        the two rMD17 ethanol split-01 files (1.3 MB)
-# A device call carries at most 64 MiB *including* the repository's tracked files, so the script
-# prints the total.  If it is over, carry .carry/whl and .carry/rmd17 in one call and
-# .carry/ops.tar.xz in the next: `gpu.sh setup` installs whatever has arrived.
+# Build the git-ignored folder .carry/ that scripts/device/gpu.sh needs on the lent GPU machine
+# (Python 3.12, torch with CUDA, no internet), and print what one device call then carries.
+# Run from the repository root on a machine with PyPI access; run it again before every window
+# (it only refreshes .carry/commit once the wheels are there).
+#   .carry/whl/      mace-torch 0.3.16, e3nn 0.4.4, ase, ..., platformdirs, cuequivariance(-torch)
+#                    0.13 (pure Python) for Python 3.12, x86-64 (~7 MB)
+#   .carry/rmd17/    the two rMD17 ethanol split-01 files (1.3 MB)
+#   .carry/commit    the commit the call runs (git rev-parse HEAD, "-dirty" if the tree differs),
+#                    which the window records: the device copy of the tree has no .git
+#   --with-ops       also .carry-ops/ops.tar.xz: cuequivariance-ops(-torch)-cu13 0.13 unpacked,
+#                    without the triton kernel cache, xz-compressed (~29 MB).  Only for measuring
+#                    cuEquivariance (gpu.sh with WITH_CUEQ=1): it does not fit one call with the
+#                    tree and .carry, so it travels in a call of its own, before (README.md).
+# A call carries at most 64 MiB including the tracked files of the repository; the script prints
+# the total and fails if .carry and the tree together exceed 60 MiB (4 MiB of room).
 set -euo pipefail
-WHEELS=${WHEELS_SCRIPT:-../shared/device/wheels.sh}
 DATA=${ACECOURSE_RMD17_DIR:-../shared/data/rmd17}
-[ -f "$WHEELS" ] || { echo "error: $WHEELS not found (set WHEELS_SCRIPT)" >&2; exit 2; }
+BASE=(mace-torch==0.3.16 e3nn==0.4.4 opt-einsum-fx ase configargparse gitpython gitdb smmap lmdb
+      matscipy orjson prettytable wcwidth torch-ema platformdirs cuequivariance==0.13.0
+      cuequivariance-torch==0.13.0)
+PLAT=(--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_24_x86_64
+      --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64
+      --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64 --platform manylinux1_x86_64)
+get() {  # get DIR PACKAGES...: wheels for the device's Python 3.12 into DIR
+  local dir=$1; shift; mkdir -p "$dir"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp "${PLAT[@]}" -d "$dir" "$@"
+}
 for split in train test; do
   [ -f "$DATA/rmd17_ethanol_${split}_01.npz" ] || {
-    echo "error: $DATA/rmd17_ethanol_${split}_01.npz not found (set ACECOURSE_RMD17_DIR)" >&2; exit 2; }
+    echo "error: $DATA/rmd17_ethanol_${split}_01.npz not found: python -m acecourse.data download --dir DIR, then ACECOURSE_RMD17_DIR=DIR" >&2
+    exit 2; }
 done
-mkdir -p .git/info
-bash "$WHEELS" > /dev/null
-rm -rf .carry && mkdir -p .carry/whl .carry/rmd17
-cp .whl/base/*.whl .carry/whl/
-stage=$(mktemp -d)
-mkdir "$stage/site"
-for wheel in .whl/ops/*.whl .whl/ops-core/*.whl; do unzip -q -o "$wheel" -d "$stage/site"; done
-rm -rf "$stage"/site/cuequivariance_ops/triton/cache/*
-tar -C "$stage" -cf - site | xz -T2 -6 > .carry/ops.tar.xz
-rm -rf "$stage"
+mkdir -p .carry/whl .carry/rmd17
+if [ "$(ls .carry/whl/*.whl 2>/dev/null | wc -l)" -lt "${#BASE[@]}" ]; then
+  rm -f .carry/whl/*.whl
+  get .carry/whl "${BASE[@]}"
+fi
 cp "$DATA"/rmd17_ethanol_{train,test}_01.npz .carry/rmd17/
-du -sh .carry/*
-tracked=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+commit=$(git rev-parse HEAD)
+[ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
+echo "$commit" > .carry/commit
+if [ "${1:-}" = "--with-ops" ] && [ ! -f .carry-ops/ops.tar.xz ]; then
+  stage=$(mktemp -d)
+  get "$stage/whl" cuequivariance-ops-torch-cu13==0.13.0 cuequivariance-ops-cu13==0.13.0
+  mkdir "$stage/site"
+  for wheel in "$stage"/whl/*.whl; do unzip -q -o "$wheel" -d "$stage/site"; done
+  rm -rf "$stage"/site/cuequivariance_ops/triton/cache/*
+  mkdir -p .carry-ops
+  tar -C "$stage" -cf - site | xz -T2 -6 > .carry-ops/ops.tar.xz
+  rm -rf "$stage"
+fi
+du -sh .carry/* .carry-ops 2>/dev/null || true
+tracked=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+untracked=$(git ls-files -z --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 carry=$(du -sb .carry | cut -f1)
-echo "tracked files $((tracked / 1048576)) MiB + .carry $((carry / 1048576)) MiB = $(((tracked + carry) / 1048576)) MiB (limit 64 MiB per call)"
+total=$((tracked + ${untracked:-0} + carry))
+awk -v t="$tracked" -v u="${untracked:-0}" -v c="$carry" 'BEGIN { m = 1048576;
+  printf "one call carries: tracked %.1f MiB + untracked %.1f MiB + .carry %.1f MiB = %.1f MiB (limit 64 MiB)\n",
+         t / m, u / m, c / m, (t + u + c) / m }'
+echo "commit recorded by the next window: $commit"
+[ "$total" -le $((60 * 1048576)) ] || { echo "error: over 60 MiB: see scripts/device/README.md" >&2; exit 1; }

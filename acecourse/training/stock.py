@@ -1,0 +1,182 @@
+"""mace-torch's own training loop (``mace_run_train``) on the same model and data, for comparison.
+
+:func:`stock_command` writes the ``mace_run_train`` command line that trains the model of a
+:class:`~acecourse.training.config.TrainConfig` with the same recipe (the chapter prints it for
+the ``full`` profile); :func:`time_stock_epochs` runs it for a few epochs on the config's
+train/validation frames and reads the epoch times from its log, so that the benchmark can put
+mace-torch's loop next to the course's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acecourse.training.config import TrainConfig
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) INFO: (.*)$")
+
+
+def stock_command(
+    config: TrainConfig,
+    train_file: str,
+    valid_file: str,
+    e0s: dict[int, float] | None = None,
+    test_file: str | None = None,
+    device: str | None = None,
+    epochs: int | None = None,
+    stage_two: bool = True,
+) -> list[str]:
+    """``mace_run_train`` arguments for ``config``'s model and recipe.
+
+    ``e0s``: the per-element reference energies (by default ``--E0s=average``, which on one
+    composition gives another, equally valid split; see the chapter).  ``epochs`` replaces
+    ``config.max_epochs``; ``stage_two`` adds stage two from ``config.stage_two_start``.
+    """
+    e0_arg = (
+        "average" if e0s is None else "{" + ", ".join(f"{z}: {e!r}" for z, e in e0s.items()) + "}"
+    )
+    device = device or ("cpu" if config.device == "cpu" else "cuda")
+    args = [
+        "mace_run_train",
+        "--name=mace_ethanol",
+        f"--train_file={train_file}",
+        f"--valid_file={valid_file}",
+        "--energy_key=REF_energy",
+        "--forces_key=REF_forces",
+        f"--E0s={e0_arg}",
+        "--model=MACE",
+        f"--hidden_irreps={config.hidden_irreps}",
+        f"--max_ell={config.max_ell}",
+        f"--correlation={config.correlation}",
+        f"--num_interactions={config.num_interactions}",
+        f"--r_max={config.r_max}",
+        f"--num_radial_basis={config.num_bessel}",
+        f"--num_cutoff_basis={config.num_polynomial_cutoff}",
+        f"--radial_MLP=[{','.join(map(str, config.radial_mlp))}]",
+        f"--MLP_irreps={config.mlp_irreps}",
+        "--scaling=rms_forces_scaling",
+        f"--batch_size={config.batch_size}",
+        f"--valid_batch_size={config.valid_batch_size}",
+        f"--max_num_epochs={epochs or config.max_epochs}",
+        f"--lr={config.lr}",
+        f"--weight_decay={config.weight_decay}",
+        f"--energy_weight={config.energy_weight}",
+        f"--forces_weight={config.forces_weight}",
+        f"--scheduler_patience={config.scheduler_patience}",
+        f"--lr_factor={config.lr_factor}",
+        "--ema",
+        f"--ema_decay={config.ema_decay}",
+        f"--seed={config.seed}",
+        f"--default_dtype={config.dtype}",
+        f"--device={device}",
+        "--eval_interval=1",
+    ]
+    if config.amsgrad:
+        args.append("--amsgrad")
+    if config.clip_grad is not None:
+        args.append(f"--clip_grad={config.clip_grad}")
+    if test_file:
+        args.append(f"--test_file={test_file}")
+    if stage_two and config.stage_two_start is not None:
+        args += [
+            "--stage_two",
+            f"--start_stage_two={config.stage_two_start}",
+            f"--stage_two_lr={config.stage_two_lr}",
+            f"--stage_two_energy_weight={config.stage_two_energy_weight}",
+            f"--stage_two_forces_weight={config.stage_two_forces_weight}",
+        ]
+    return args
+
+
+def write_extxyz(frames, path: str | os.PathLike) -> None:
+    """Frames with ``REF_energy``/``REF_forces`` as extended XYZ, as ``mace_run_train`` reads."""
+    from ase.io import write
+
+    write(str(path), list(frames), format="extxyz")
+
+
+def epoch_times_from_log(text: str) -> list[float]:
+    """Seconds from "Started training" to the first "Epoch 0:" line and between epoch lines.
+
+    mace-torch logs ``Epoch N: head: ..., loss=...`` after each epoch's validation, with a
+    millisecond time stamp (``%Y-%m-%d %H:%M:%S.%f``).
+    """
+    marks = []
+    for line in text.splitlines():
+        match = _LOG_LINE.match(line.strip())
+        if not match:
+            continue
+        stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        message = match.group(2)
+        if message.startswith("Started training") or re.match(r"Epoch \d+:", message):
+            marks.append(stamp)
+    return list(np.diff(marks))
+
+
+def time_stock_epochs(
+    config: TrainConfig, data: dict[str, Any], epochs: int = 3, timeout_s: float = 600.0
+) -> dict[str, Any]:
+    """Run ``mace_run_train`` for ``epochs`` epochs on ``data``'s frames; its epoch times.
+
+    ``data`` is :func:`~acecourse.training.trainer.prepare_data`'s (its ``frames`` and ``e0s``).
+    Each epoch's time includes mace-torch's validation of the validation frames (done every
+    epoch here, as the course's loop does).  The first epoch also pays for warm-up, so
+    ``s_per_epoch`` is the median of the others.
+    """
+    from acecourse.training.data import Z_TABLE
+
+    e0s = {int(z): float(e) for z, e in zip(Z_TABLE.zs, data["e0s"])}
+    with tempfile.TemporaryDirectory(prefix="stock_") as work:
+        work = Path(work)
+        write_extxyz(data["frames"]["train"], work / "train.xyz")
+        write_extxyz(data["frames"]["valid"], work / "valid.xyz")
+        args = stock_command(
+            config,
+            str(work / "train.xyz"),
+            str(work / "valid.xyz"),
+            e0s,
+            epochs=epochs,
+            stage_two=False,
+        )
+        argv = [sys.executable, "-m", "mace.cli.run_train", *args[1:], f"--work_dir={work}"]
+        t0 = time.perf_counter()
+        try:
+            done = subprocess.run(
+                argv, cwd=work, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+            output, rc = done.stdout + done.stderr, done.returncode
+        except subprocess.TimeoutExpired as err:
+            output = (
+                (err.stdout or b"").decode()
+                if isinstance(err.stdout, bytes)
+                else (err.stdout or "")
+            )
+            rc = None
+        wall = time.perf_counter() - t0
+    times = epoch_times_from_log(output)
+    result: dict[str, Any] = {
+        "command": " ".join(args),
+        "returncode": rc,
+        "wall_s": wall,
+        "epoch_times_s": times,
+        "steps_per_epoch": -(-config.n_train // config.batch_size),
+    }
+    if rc != 0 or len(times) < 2:
+        tail = "\n".join(output.strip().splitlines()[-5:])
+        reason = "timed out" if rc is None else f"exit code {rc}"
+        result["error"] = f"mace_run_train {reason} after {len(times)} epochs: {tail}"
+        return result
+    per_epoch = float(np.median(times[1:]))
+    result["s_per_epoch"] = per_epoch
+    result["median_ms_per_step"] = 1e3 * per_epoch / result["steps_per_epoch"]
+    return result
