@@ -13,8 +13,12 @@ Conventions (identical to mace-torch)
 * Features are stored "mul x ir": a block ``C x l`` is laid out as ``[c, m]`` flattened, c-major.
 * An edge ``(s, r)`` sends from node ``s = edge_index[0]`` to node ``r = edge_index[1]``; its
   vector is ``r_vec = x[r] - x[s]`` (from the neighbour to the centre), in Å.
-* Spherical harmonics: e3nn, ``normalize=True``, ``normalization="component"`` (each ``Y_l``
-  has squared norm ``2l+1`` on the unit sphere), axis order (y, z, x).
+* Spherical harmonics: e3nn 0.4.4, ``normalize=True``, ``normalization="component"`` (for a unit
+  vector the ``2l+1`` components of each ``Y_l`` have squared norm ``2l+1``), in e3nn's real
+  basis: the ``l = 1`` components are (x, y, z) in that order (the course's basis orders them
+  (y, z, x)), and for every ``l`` e3nn's harmonics are the course's, up to normalisation,
+  evaluated at the permuted point (z, x, y); see
+  :func:`acecourse.maths.spherical_harmonics.e3nn_to_course_basis`.
 """
 
 from __future__ import annotations

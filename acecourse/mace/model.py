@@ -30,6 +30,9 @@ class MACEConfig:
     ``first_interaction_residual=False`` is what ``mace_run_train --model MACE`` builds
     (``RealAgnosticInteractionBlock`` first, ``RealAgnosticResidualInteractionBlock`` after);
     ``scale_shift=True`` builds ``ScaleShiftMACE`` (the model class that command returns).
+    ``nonlinear_readout=False`` is not a mace-torch option: it gives the last layer a linear
+    readout like the others, so that the site energy stays a polynomial in the one-particle
+    bases (chapter 03/03 measures its body order); :func:`build_mace_torch` refuses it.
     """
 
     hidden_irreps: str = "16x0e+16x1o"
@@ -48,6 +51,7 @@ class MACEConfig:
     scale_shift: bool = True
     scale: float = 1.0
     shift: float = 0.0
+    nonlinear_readout: bool = True
 
     @property
     def num_elements(self) -> int:
@@ -94,7 +98,8 @@ class CourseMACE(torch.nn.Module):
                             c.num_bessel, list(c.radial_MLP), c.avg_num_neighbors, residual)
             )
             self.products.append(ProductBasis(target, out_irreps, c.correlation, c.num_elements))
-            if last and t > 0:  # mace: a single-layer model keeps the linear readout
+            # mace: an MLP reads out the last layer, but a single-layer model keeps a linear one
+            if last and t > 0 and c.nonlinear_readout:
                 self.readouts.append(NonLinearReadout(out_irreps, o3.Irreps(c.MLP_irreps)))
             else:
                 self.readouts.append(o3.Linear(out_irreps, o3.Irreps("0e")))
@@ -182,6 +187,9 @@ def build_mace_torch(config: MACEConfig) -> torch.nn.Module:
     from mace import modules
 
     c = config
+    if not c.nonlinear_readout:
+        raise ValueError("mace-torch always reads out the last layer with an MLP: "
+                         "nonlinear_readout=False exists only in acecourse.mace.CourseMACE")
     first = (
         "RealAgnosticResidualInteractionBlock"
         if c.first_interaction_residual
