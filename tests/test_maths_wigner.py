@@ -65,3 +65,45 @@ def test_characters():
             R = axis_angle_to_matrix(rng.standard_normal(3), theta)
             chi = np.sin((l + 0.5) * theta) / np.sin(theta / 2)
             assert abs(np.trace(wigner_D(l, R)) - chi) < 1e-12
+
+
+def test_small_d_matches_sakurai_table_and_is_orthogonal():
+    from acecourse.maths.wigner import wigner_small_d
+
+    beta = 1.1
+    c = np.cos(beta)
+    expected_l1 = np.array(  # Sakurai's table of d^1 (rows m' = -1, 0, 1; columns m = -1, 0, 1)
+        [
+            [(1 + c) / 2, np.sin(beta) / np.sqrt(2), (1 - c) / 2],
+            [-np.sin(beta) / np.sqrt(2), c, np.sin(beta) / np.sqrt(2)],
+            [(1 - c) / 2, -np.sin(beta) / np.sqrt(2), (1 + c) / 2],
+        ]
+    )
+    np.testing.assert_allclose(wigner_small_d(1, beta), expected_l1, rtol=0, atol=1e-15)
+    for l in range(L_MAX + 1):
+        d = wigner_small_d(l, beta)
+        np.testing.assert_allclose(d @ d.T, np.eye(2 * l + 1), rtol=0, atol=1e-13)
+        np.testing.assert_allclose(wigner_small_d(l, 0.0), np.eye(2 * l + 1), rtol=0, atol=0)
+        # d^l_{m'm}(pi) = (-1)^(l - m) delta_{m', -m}
+        flip = np.fliplr(np.diag([(-1.0) ** (l - m) for m in range(-l, l + 1)][::-1]))
+        np.testing.assert_allclose(wigner_small_d(l, np.pi), flip, rtol=0, atol=1e-15)
+
+
+def test_course_D_is_complex_conjugate_of_textbook_D():
+    from acecourse.maths.rotations import euler_zyz_to_matrix
+    from acecourse.maths.spherical_harmonics import complex_to_real_matrix
+    from acecourse.maths.wigner import textbook_wigner_D
+
+    rng = np.random.default_rng(7)
+    for alpha, beta, gamma in zip(
+        *rng.uniform([-np.pi, 0, -np.pi], [np.pi, np.pi, np.pi], (3, 3)).T
+    ):
+        R = euler_zyz_to_matrix(alpha, beta, gamma)
+        for l in range(L_MAX + 1):
+            U = complex_to_real_matrix(l)
+            course_complex = U.conj().T @ wigner_D(l, R) @ U
+            textbook = textbook_wigner_D(l, alpha, beta, gamma)
+            np.testing.assert_allclose(course_complex, textbook.conj(), rtol=0, atol=1e-13)
+            if l >= 1:  # not the matrix itself, nor its transpose
+                assert np.abs(course_complex - textbook).max() > 1e-3
+                assert np.abs(course_complex - textbook.T).max() > 1e-3
