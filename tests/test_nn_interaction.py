@@ -108,3 +108,18 @@ def test_batched_energies_match_single_molecules(molecule):
     energies = model(batch)
     single = model.molecule_energy(positions, numbers)
     np.testing.assert_allclose(energies.detach(), [float(single)] * 2, atol=1e-12)
+
+
+def test_bessel_basis_is_mace_normalisation_not_nequips():
+    """sqrt(2/r_c) sin(n pi r/r_c)/r: mace-torch's BesselBasis; NequIP's prefactor 2/r_c differs."""
+    from mace.modules.radial import BesselBasis as MaceBessel
+
+    from acecourse.nn.radial import BesselBasis
+
+    r = torch.linspace(0.2, 4.9, 50)
+    ours = BesselBasis(5.0, 8)(r)
+    assert torch.allclose(ours, MaceBessel(5.0, 8)(r[:, None]), rtol=1e-13, atol=0)
+    n = torch.arange(1, 9)
+    nequip = (2.0 / 5.0) * torch.sin(n * torch.pi * r[:, None] / 5.0) / r[:, None]
+    assert torch.allclose(ours, nequip * (5.0 / 2.0) ** 0.5, rtol=1e-13, atol=0)
+    assert not torch.allclose(ours, nequip, rtol=1e-3)

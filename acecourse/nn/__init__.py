@@ -3,7 +3,7 @@
 Modules
 -------
 ``radial``
-    Bessel radial basis with a smooth polynomial cutoff (NequIP's choice).
+    Bessel radial basis (MACE's normalisation) with a smooth polynomial cutoff (NequIP's p = 6).
 ``tensor_product``
     A tensor product written by hand from the course's real coupling tensors, equal to e3nn's.
 ``interaction``

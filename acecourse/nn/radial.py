@@ -1,10 +1,13 @@
 """Radial basis of an interatomic distance: Bessel functions times a smooth cutoff.
 
-NequIP (Batzner et al., 2022) and MACE embed a distance ``r`` (Å) with ``n`` Bessel functions
+NequIP (Batzner et al., 2022) and MACE (Batatia et al., 2022) embed a distance ``r`` (Å) in
+``N`` Bessel functions.  We use MACE's form (mace-torch's ``BesselBasis``, fixed frequencies)
 
-.. math::  B_n(r) = \\sqrt{2/r_c}\\, \\sin(n \\pi r / r_c) / r, \\qquad n = 1, \\dots, N,
+.. math::  B_n(r) = \\sqrt{2/r_c}\\, \\sin(n \\pi r / r_c) / r, \\qquad n = 1, \\dots, N;
 
-multiplied by the polynomial envelope of DimeNet (Klicpera et al., 2020) with ``p = 6``,
+NequIP's ``BesselBasis`` has the prefactor ``2 / r_c`` instead of ``sqrt(2 / r_c)`` and trains the
+frequencies ``n pi / r_c`` by default.  The basis is multiplied by the polynomial envelope of
+DimeNet (Klicpera et al., 2020) with ``p = 6`` (NequIP's default; MACE uses ``p = 5``),
 
 .. math::  u(x) = 1 - \\tfrac{(p+1)(p+2)}{2} x^p + p(p+2) x^{p+1} - \\tfrac{p(p+1)}{2} x^{p+2},
            \\quad x = r / r_c,
