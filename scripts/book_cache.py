@@ -10,8 +10,10 @@ of the inputs of its execution apart from its own code:
 * the source of every module of the package it imports, closed over the imports between the
   package's modules (``import acecourse.plotting`` also depends on ``acecourse/__init__.py`` and on
   whatever ``plotting`` imports from the package), and every non-Python file of the package;
-* the global inputs (``requirements.txt``, ``pyproject.toml``, ``artifacts/``), the Python version,
-  the installed versions of the distributions that ``requirements.txt`` pins, and the
+* the global inputs: ``artifacts/``; the Python version; the installed versions of the
+  distributions that ``requirements.txt`` pins and of everything they require (a pin changed in
+  ``requirements.txt`` reaches the build through ``setup_env.sh``, which installs it first; a
+  package installed on the side, such as jupyterlab, counts only if it changes one of them); the
   ``ACECOURSE_*`` environment variables.
 
 A notebook whose fingerprint differs from the one recorded when its cached outputs were made loses
@@ -50,7 +52,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "acecourse"
-INPUTS = ("requirements.txt", "pyproject.toml", "artifacts")
+INPUTS = ("artifacts",)
 STATE_NAME = "book_cache_inputs.json"
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 DYNAMIC_IMPORT = re.compile(r"\bimport_module\b|\b__import__\b")
@@ -186,18 +188,50 @@ def _digest(paths: list[Path], root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_closure(names: list[str]) -> dict[str, str]:
+    """Installed version of each named distribution and of everything it requires, transitively
+    (extras not followed); ``missing`` for one that is not installed."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found: dict[str, str] = {}
+    todo = [_canonical(name) for name in names]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "missing"
+            continue
+        found[name] = dist.version
+        for text in dist.requires or []:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(requirement.name))
+    return found
+
+
 def environment_inputs(root: Path) -> dict[str, str]:
-    """Python version, installed versions of the pinned distributions, ACECOURSE_* variables."""
+    """The Python version; the installed versions of the distributions requirements.txt pins and
+    of everything they require (a package installed on the side, e.g. jupyterlab, does not count
+    unless it changes one of them); the ACECOURSE_* environment variables."""
     found = {"python": sys.version}
     requirements = root / "requirements.txt"
+    pins = []
     if requirements.is_file():
         for line in requirements.read_text().splitlines():
-            name = re.split(r"[\s;=<>!~\[]", line.strip(), maxsplit=1)[0]
-            if name and not name.startswith("#"):
-                try:
-                    found[f"dist:{name}"] = metadata.version(name)
-                except metadata.PackageNotFoundError:
-                    found[f"dist:{name}"] = "missing"
+            name = re.split(r"[\s;=<>!~\[@]", line.strip(), maxsplit=1)[0]
+            if name and not name.startswith(("#", "-")):
+                pins.append(name)
+    found.update({f"dist:{k}": v for k, v in installed_closure(pins).items()})
     found.update({k: v for k, v in os.environ.items() if k.startswith("ACECOURSE_")})
     return found
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import nbformat
@@ -112,6 +113,16 @@ def test_fingerprint_changes_exactly_with_the_notebook_inputs(tmp_path, monkeypa
     monkeypatch.setenv("ACECOURSE_CI", "1")  # notebooks shrink their problems under it
     fifth = prints()
     assert fifth[0] != fourth[0] and fifth[1] != fourth[1]
+
+
+def test_environment_counts_the_pins_and_what_they_require() -> None:
+    found = book_cache.installed_closure(["nbformat", "not-a-distribution-xyz"])
+    # nbformat requires jsonschema, which requires referencing: both followed, with versions.
+    for name in ("nbformat", "jsonschema", "referencing", "traitlets"):
+        assert found[name] == metadata.version(name)
+    assert found["not-a-distribution-xyz"] == "missing"
+    assert "torch" not in found  # not required by nbformat
+    assert "pytest" not in found
 
 
 def test_course_notebooks_depend_on_the_modules_they_import() -> None:
