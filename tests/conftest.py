@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +27,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from kernel_env import kernel_environment  # the book build's kernel settings
+
 TOC_PATH = Path(os.environ.get("ACECOURSE_TOC", ROOT / "_toc.yml")).resolve()
 BUILD_ROOT = ROOT / "_build"
 TEST_SRC = BUILD_ROOT / "test_src"  # book sources with the executed notebooks
@@ -85,8 +89,9 @@ def execute_notebook(relpath: str) -> float:
     """Execute a notebook top to bottom in a fresh kernel and save it under ``TEST_SRC``.
 
     The kernel's working directory is the notebook's folder and its environment has
-    ``ACECOURSE_CI=1``.  The executed notebook (also a partly executed one, on failure) is
-    written to ``_build/test_src/<relpath>`` for the site build.  Returns the wall time in s;
+    ``ACECOURSE_CI=1`` and the book build's kernel settings (``book/_ext/kernel_env.py``: the
+    same warning filters, ``ACECOURSE_BOOK_BUILD=1``).  The executed notebook (also a partly
+    executed one, on failure) is written to ``_build/test_src/<relpath>`` for the site build.  Returns the wall time in s;
     raises ``nbclient.exceptions.CellExecutionError`` (or a timeout) on failure.
     """
     import nbformat
@@ -108,7 +113,7 @@ def execute_notebook(relpath: str) -> float:
     start = time.perf_counter()
     ok = False
     try:
-        client.execute()
+        client.execute(env={**os.environ, **kernel_environment()})
         ok = True
     finally:
         seconds = time.perf_counter() - start

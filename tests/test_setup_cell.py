@@ -298,3 +298,39 @@ def test_cell_does_nothing_where_the_course_is_installed(tmp_path) -> None:
     result = _run(Path(sys.executable), code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"  # the cell leaves no name behind
+
+
+# --------------------------------------------------------------------------- website kernels
+def test_kernel_environment_keeps_existing_filters_and_puts_ours_last() -> None:
+    from kernel_env import WARNING_FILTERS, kernel_environment
+
+    env = kernel_environment({"PYTHONWARNINGS": "error::ResourceWarning"})
+    assert env["ACECOURSE_BOOK_BUILD"] == "1"
+    assert env["PYTHONWARNINGS"].split(",") == ["error::ResourceWarning", *WARNING_FILTERS]
+    for entry in WARNING_FILTERS:  # Python's -W syntax: action:message:category, no separators
+        assert "," not in entry and len(entry.split(":")) <= 5, entry
+
+
+def test_kernel_filters_hide_library_noise_and_nothing_else(tmp_path) -> None:
+    """With the kernels' PYTHONWARNINGS, building e3nn and mace-torch modules warns about nothing
+    (without it, TorchScript warns), while a warning of our own code still shows."""
+    from kernel_env import kernel_environment
+
+    code = (
+        "import warnings\n"
+        "import acecourse.mace\n"  # imports mace-torch (and e3nn before it)
+        "from e3nn import o3\n"
+        "o3.FullyConnectedTensorProduct('2x1o', '2x1o', '1x0e + 1x1e')\n"
+        "warnings.warn('a warning of ours', UserWarning)\n"
+    )
+    plain = _run(Path(sys.executable), code, tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "TorchScript type system" in plain.stderr  # the noise the filter is for
+    quiet = _run(Path(sys.executable), code, tmp_path, **kernel_environment({}))
+    assert quiet.returncode == 0, quiet.stderr
+    warnings = [line for line in quiet.stderr.splitlines() if "Warning:" in line]
+    assert warnings == [warnings[0]] and "UserWarning: a warning of ours" in warnings[0], (
+        quiet.stderr
+    )
+    # e3nn's constants are loaded before mace-torch sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in plain.stderr + quiet.stderr

@@ -7,7 +7,16 @@ on 127.0.0.1 and opened in Debian's Chromium driven by Playwright.  Every reques
 page of the toc: HTTP 200; math typeset by the vendored MathJax (every ``.math`` element holds
 MathJax output, no MathJax error, no raw ``\\(``, ``\\[``, ``$$`` or ``$...$`` left in the text);
 every local link points to an existing file and anchor; every image has loaded; no console
-error.  One screenshot per phase goes to ``test-artifacts/screenshots/``.
+error.  Figures (issue 17): every content image is in a ``<figure>`` with a non-empty
+``<figcaption>`` numbered by chapter ("Figure 3.4.2" on chapter 3.4) and has an ``alt`` text that
+describes it (not empty, not a file name or hash); the logo, the theme's icons and MathJax's output
+are not content images.  Cell outputs show no Python warning and no path of the build machine.
+Interactive figures (``acecourse.interactive``): each one on each page is drawn by the site's own
+``_static/plotly.min.js`` (a Plotly ``.main-svg`` and a WebGL canvas appear, no console error), and
+only pages with such a figure load that script.  Launch buttons: on every notebook page the Colab
+and Binder links (and the JupyterHub link when a hub is configured) open that notebook in the
+repository named in ``_config.yml``.  The chapters' setup cell does not reach the pages.  One
+screenshot per phase, and one of every interactive figure, go to ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from html import unescape as html_unescape
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 import yaml
@@ -51,6 +61,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # WebGL for the interactive 3D figures, by software (SwiftShader) since there is no GPU
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
 ]
 SCREENSHOTS = ARTIFACTS / "screenshots"
 DOCNAMES = toc_docnames()
@@ -189,6 +202,106 @@ async () => {
 """
 
 
+FIGURES_CHECK = r"""
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const images = article ? [...article.querySelectorAll('img')] : [];
+  const content = images.filter(img => !img.closest('mjx-container, .navbar-brand, .bd-header-article'));
+  const problems = [];
+  const fileLike = /\.(png|jpe?g|svg|gif|webp)\b|_images\/|[0-9a-f]{16,}/i;
+  const heading = document.querySelector('article h1 .section-number');
+  const chapter = heading ? heading.textContent.trim().replace(/\.$/, '') : null;
+  const captions = [];
+  for (const img of content) {
+    const name = (img.getAttribute('src') || '').split('/').pop().slice(0, 60);
+    const alt = (img.getAttribute('alt') || '').trim();
+    const figure = img.closest('figure');
+    const caption = figure && figure.querySelector('figcaption');
+    const text = caption ? caption.textContent.replace(/\s+/g, ' ').trim() : '';
+    if (!caption || !text) problems.push(`image without a caption (<figcaption>): ${name}`);
+    if (!alt) problems.push(`image without alt text: ${name}`);
+    else if (fileLike.test(alt) || alt === name) problems.push(`file-name alt text "${alt.slice(0, 60)}"`);
+    const number = caption && caption.querySelector('.caption-number');
+    if (caption && chapter !== null) {
+      const label = number ? number.textContent.trim() : '';
+      if (!label.startsWith(`Figure ${chapter}.`))
+        problems.push(`figure "${text.slice(0, 50)}" is not numbered in chapter ${chapter} ("${label}")`);
+    }
+    captions.push(text.slice(0, 60));
+  }
+  return {n_images: content.length, problems, captions};
+}
+"""
+
+OUTPUTS_CHECK = r"""
+() => {
+  const problems = [];
+  const warning = /\b[A-Z][A-Za-z]*Warning\b|warnings\.warn\(/;
+  const local = /\/root\/|\/work\/|\/home\/[^\s\/]+\/|site-packages|\.venv\b|\/usr\/lib\/python/;
+  for (const output of document.querySelectorAll('.cell_output')) {
+    const blocks = [...output.querySelectorAll('.output')];
+    for (const block of (blocks.length ? blocks : [output])) {
+      const text = block.textContent;
+      const isStderr = block.classList.contains('stderr') || !!block.closest('.stderr');
+      const w = text.match(warning);
+      if (w && isStderr) {
+        const i = text.indexOf(w[0]);
+        problems.push(`Python warning in a cell output: ${text.slice(Math.max(0, i - 60), i + 100).replace(/\s+/g, ' ')}`);
+      }
+      const p = text.match(local);
+      if (p) {
+        const i = text.indexOf(p[0]);
+        problems.push(`local path in a cell output: ${text.slice(Math.max(0, i - 60), i + 60).replace(/\s+/g, ' ')}`);
+      }
+    }
+  }
+  if (document.body.textContent.includes('_acecourse_setup'))
+    problems.push('the setup cell is shown on the page (tag it remove-cell)');
+  return [...new Set(problems)];
+}
+"""
+
+INTERACTIVE_CHECK = r"""
+async () => {
+  const roots = [...document.querySelectorAll('.acecourse-interactive')];
+  const scripts = [...document.querySelectorAll('script[src]')].map(s => s.src)
+                    .filter(src => /plotly[^/]*\.js/.test(src));
+  const results = [];
+  for (const root of roots) {
+    const start = Date.now();
+    while (Date.now() - start < 30000 &&
+           !(root.classList.contains('is-live') && root.querySelector('.main-svg') &&
+             root.querySelector('canvas'))) {
+      await new Promise(done => setTimeout(done, 200));
+    }
+    results.push({id: root.id, live: root.classList.contains('is-live'),
+                  svg: root.querySelectorAll('.main-svg').length,
+                  canvas: root.querySelectorAll('canvas').length});
+  }
+  return {figures: results, scripts, plotly: typeof window.Plotly};
+}
+"""
+
+
+def interactive_problems(result: dict, base: str) -> list[str]:
+    """Problems of the interactive figures found on a page (``INTERACTIVE_CHECK``'s result)."""
+    problems = []
+    local_script = base + "_static/plotly.min.js"
+    if result["figures"]:
+        if len(result["scripts"]) != 1 or not result["scripts"][0].startswith(local_script):
+            problems.append(
+                f"plotly.js must come from {local_script} only, got {result['scripts']}"
+            )
+        if result["plotly"] != "object":
+            problems.append("window.Plotly is not defined")
+    elif result["scripts"]:
+        problems.append(f"page without an interactive figure loads {result['scripts']}")
+    for figure in result["figures"]:
+        if not (figure["live"] and figure["svg"] and figure["canvas"]):
+            problems.append(f"interactive figure {figure['id']} not drawn: {figure}")
+    return problems
+
+
 @functools.cache
 def _anchors(path: Path) -> frozenset[str]:
     text = path.read_text(errors="replace")
@@ -282,8 +395,19 @@ def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
         hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
         problems += [f"broken link: {b}" for b in broken_links(hrefs, base, html_dir)]
         problems += [f"image not loaded: {src}" for src in page.evaluate(IMAGES_CHECK)]
+        problems += page.evaluate(FIGURES_CHECK)["problems"]
+        problems += page.evaluate(OUTPUTS_CHECK)
+        interactive = page.evaluate(INTERACTIVE_CHECK)
+        problems += interactive_problems(interactive, base)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for k, figure in enumerate(interactive["figures"]):
+            element = page.locator(f"#{figure['id']}")
+            element.scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
+            name = docname.replace("/", "_")
+            element.screenshot(path=str(SCREENSHOTS / f"interactive_{name}_{k + 1}.png"))
         if docname in SCREENSHOT_OF:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.evaluate("() => window.scrollTo(0, 0)")
             page.screenshot(path=str(SCREENSHOTS / f"{SCREENSHOT_OF[docname]}.png"))
         page.wait_for_timeout(200)  # let late console messages arrive
     finally:
@@ -325,3 +449,72 @@ def test_root_redirects(browser_context, server: str) -> None:
 def test_page(browser_context, server: str, site: Path, docname: str) -> None:
     problems = check_page(browser_context, server, site, docname)
     assert not problems, f"{docname}.html:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- launch buttons
+def expected_launch_links(docname: str, config: dict) -> dict[str, str]:
+    """The launch links sphinx-book-theme must write for a notebook page, from ``_config.yml``.
+
+    Everything follows from ``repository.url`` and ``repository.branch`` (a fork that changes
+    them re-points every button) and the providers' URLs in ``launch_buttons``.
+    """
+    repo = config["repository"]
+    url = urlsplit(str(repo["url"]).rstrip("/"))
+    assert url.netloc == "github.com", f"launch buttons need a GitHub repository, got {url}"
+    org, name = url.path.strip("/").split("/")[:2]
+    branch = repo.get("branch") or "master"
+    book = str(repo.get("path_to_book") or "").strip("/")
+    path = f"{book}/{docname}.ipynb" if book else f"{docname}.ipynb"
+    buttons = config["launch_buttons"]
+    ui = {"classic": "tree", "jupyterlab": "lab/tree"}[buttons.get("notebook_interface", "classic")]
+    links = {}
+    if buttons.get("colab_url"):
+        colab = buttons["colab_url"].strip("/")
+        links["Colab"] = f"{colab}/github/{org}/{name}/blob/{branch}/{path}"
+    if buttons.get("binderhub_url"):
+        binder = buttons["binderhub_url"].strip("/")
+        links["Binder"] = f"{binder}/v2/gh/{org}/{name}/{branch}?urlpath={ui}/{path}"
+    if buttons.get("jupyterhub_url"):
+        hub = buttons["jupyterhub_url"].strip("/")
+        links["JupyterHub"] = {  # compared as parsed query parameters
+            "prefix": f"{hub}/hub/user-redirect/git-pull",
+            "repo": [str(repo["url"]).rstrip("/")],
+            "branch": [branch],
+            "urlpath": [f"{ui}/{name}/{path}"],
+        }
+    return links
+
+
+NOTEBOOK_DOCNAMES = [
+    name
+    for name in DOCNAMES
+    if (source_of(name) is not None and source_of(name).suffix == ".ipynb")
+]
+
+
+def test_launch_buttons_are_configured() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    links = expected_launch_links("00_fundamentals/01_rotations", config)
+    assert {"Colab", "Binder"} <= set(links), f"Colab and Binder launch buttons off: {links}"
+    for path in ("binder/requirements.txt", "binder/postBuild", "binder/runtime.txt"):
+        assert (ROOT / path).is_file(), f"{path} missing: Binder could not build the course"
+
+
+@pytest.mark.parametrize("docname", NOTEBOOK_DOCNAMES, ids=NOTEBOOK_DOCNAMES)
+def test_launch_links_open_this_notebook(site: Path, docname: str) -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    page = (site / f"{docname}.html").read_text()
+    hrefs = [html_unescape(h) for h in re.findall(r'<a href="([^"]+)"', page)]
+    for provider, expected in expected_launch_links(docname, config).items():
+        if isinstance(expected, dict):
+            found = [h for h in hrefs if h.startswith(expected["prefix"] + "?")]
+            assert found, f"{docname}: no {provider} link"
+            query = parse_qs(urlsplit(found[0]).query)
+            assert {k: query.get(k) for k in ("repo", "branch", "urlpath")} == {
+                k: v for k, v in expected.items() if k != "prefix"
+            }, f"{docname}: {provider} link {found[0]}"
+        else:
+            assert expected in hrefs or quote(expected, safe=":/?=&") in hrefs, (
+                f"{docname}: no {provider} link {expected} (links to that host: "
+                f"{[h for h in hrefs if urlsplit(h).netloc == urlsplit(expected).netloc]})"
+            )
