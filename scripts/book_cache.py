@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import json
 import math
@@ -272,6 +273,19 @@ def cache_path(root: Path) -> Path:
     return (root / configured) if configured else root / "_build" / ".jupyter_cache"
 
 
+@contextlib.contextmanager
+def open_cache(root: Path):
+    """The build's jupyter-cache, with its database connections closed afterwards."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(cache_path(root)))
+    try:
+        yield cache
+    finally:
+        if getattr(cache, "_db", None) is not None:
+            cache._db.dispose()
+
+
 def _records_of(cache, notebook: Path) -> list:
     """Cache records made from ``notebook`` or matching its current code."""
     import nbformat
@@ -291,10 +305,7 @@ def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str
     Also forgets Sphinx's whole environment after a failed or interrupted build.  Records the
     current fingerprints and marks the build as running (see :func:`finish`).
     """
-    from jupyter_cache import get_cache
-
     cache_dir = cache_path(root)
-    cache = get_cache(str(cache_dir))
     doctrees = root / "_build" / ".doctrees"
     state_file = cache_dir / STATE_NAME
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
@@ -303,14 +314,15 @@ def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str
     recorded = state.get("notebooks", {})
     current = fingerprints(root, notebooks, package, inputs)
     changed = []
-    for notebook in notebooks:
-        rel = str(notebook.relative_to(root))
-        if recorded.get(rel) == current[rel]:
-            continue
-        changed.append(rel)
-        for record in _records_of(cache, notebook):
-            cache.remove_cache(record.pk)
-        (doctrees / Path(rel).with_suffix(".doctree")).unlink(missing_ok=True)
+    with open_cache(root) as cache:
+        for notebook in notebooks:
+            rel = str(notebook.relative_to(root))
+            if recorded.get(rel) == current[rel]:
+                continue
+            changed.append(rel)
+            for record in _records_of(cache, notebook):
+                cache.remove_cache(record.pk)
+            (doctrees / Path(rel).with_suffix(".doctree")).unlink(missing_ok=True)
     # Every remaining record of a notebook was made with its current inputs: record them now, so
     # that an interrupted build does not throw away the notebooks it finished.
     state = {"last_build_ok": False, "notebooks": {**recorded, **current}}
@@ -321,11 +333,8 @@ def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str
 
 def cache_snapshot(root: Path) -> set[tuple]:
     """Identities of the cache records that exist now."""
-    from jupyter_cache import get_cache
-
-    return {
-        (r.pk, r.hashkey, r.created) for r in get_cache(str(cache_path(root))).list_cache_records()
-    }
+    with open_cache(root) as cache:
+        return {(r.pk, r.hashkey, r.created) for r in cache.list_cache_records()}
 
 
 def report(root: Path, notebooks: list[Path], before: set[tuple]) -> list[tuple[str, str, float]]:
@@ -333,23 +342,23 @@ def report(root: Path, notebooks: list[Path], before: set[tuple]) -> list[tuple[
     seconds its cached execution took), ``FAILED`` (its execution raised; no time is recorded)
     or ``no output`` (not executed)."""
     import nbformat
-    from jupyter_cache import get_cache
 
-    cache = get_cache(str(cache_path(root)))
     rows = []
-    for notebook in notebooks:
-        rel = str(notebook.relative_to(root))
-        try:
-            record = cache.match_cache_notebook(nbformat.read(notebook, as_version=4))
-        except KeyError:
-            failed = any(
-                Path(r.uri).resolve() == notebook and r.traceback
-                for r in cache.list_project_records()
-            )
-            rows.append((rel, "FAILED" if failed else "no output", float("nan")))
-            continue
-        status = "cached" if (record.pk, record.hashkey, record.created) in before else "executed"
-        rows.append((rel, status, float(record.data.get("execution_seconds", float("nan")))))
+    with open_cache(root) as cache:
+        for notebook in notebooks:
+            rel = str(notebook.relative_to(root))
+            try:
+                record = cache.match_cache_notebook(nbformat.read(notebook, as_version=4))
+            except KeyError:
+                failed = any(
+                    Path(r.uri).resolve() == notebook and r.traceback
+                    for r in cache.list_project_records()
+                )
+                rows.append((rel, "FAILED" if failed else "no output", float("nan")))
+                continue
+            known = (record.pk, record.hashkey, record.created) in before
+            seconds = float(record.data.get("execution_seconds", float("nan")))
+            rows.append((rel, "cached" if known else "executed", seconds))
     return rows
 
 
