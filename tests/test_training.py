@@ -140,21 +140,25 @@ def test_training_learns_and_writes_artifacts(tmp_path):
 
 
 @needs_data
-def test_resume_after_interruption_gives_the_same_run(tmp_path):
-    straight = train(make_config("ci", TINY), tmp_path / "straight")
-    first = train(make_config("ci", dict(TINY, max_wall_s=1e-9)), tmp_path / "paused")
+@pytest.mark.parametrize("schedule", [{}, {"schedule": "cycle", "warmup_epochs": 1}])
+def test_resume_after_interruption_gives_the_same_run(tmp_path, schedule):
+    settings = dict(TINY, **schedule)
+    straight = train(make_config("ci", settings), tmp_path / "straight")
+    first = train(make_config("ci", dict(settings, max_wall_s=1e-9)), tmp_path / "paused")
     assert first["status"] == "paused" and first["epoch"] == 1
     # the checkpoint travels as small parts to another folder (another machine) and resumes there
     manifest = pack_checkpoint(tmp_path / "paused", tmp_path / "packed", part_mib=0.01)
     assert len(manifest["parts"]) > 1
     unpack_checkpoint(tmp_path / "packed", tmp_path / "resumed")
-    resumed = train(make_config("ci", TINY), tmp_path / "resumed")
+    resumed = train(make_config("ci", settings), tmp_path / "resumed")
     assert resumed["status"] == "finished" and resumed["epoch"] == 4
     for key, value in straight["test"].items():
         assert resumed["test"][key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
     a = np.genfromtxt(tmp_path / "straight" / "metrics.csv", delimiter=",", names=True)
     b = np.genfromtxt(tmp_path / "resumed" / "metrics.csv", delimiter=",", names=True)
     np.testing.assert_allclose(a["valid_loss"], b["valid_loss"], rtol=1e-10)
+    np.testing.assert_allclose(a["lr"], b["lr"], rtol=1e-14)
+    assert resumed["best_epoch"] == straight["best_epoch"]
 
 
 @needs_data

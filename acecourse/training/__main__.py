@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("run_dir", help="a finished, committed run the first window starts from")
     p_land = sub.add_parser("land", help="copy a returned window into the repository")
     p_land.add_argument("returned", help="the folder the window's files were fetched into")
+    p_xyz = sub.add_parser("xyz", help="the run's frames as extxyz, for mace_run_train")
+    p_xyz.add_argument("out_dir", help="folder for train.xyz, valid.xyz, test.xyz")
+    p_xyz.add_argument("--profile", default="full", choices=sorted(PROFILES))
     p_compare = sub.add_parser("compare", help="validation force error at equal wall time")
     p_compare.add_argument("run_dirs", nargs="+", help="training output folders")
     p_bench = sub.add_parser("benchmark", help="time training steps of every backend")
@@ -129,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 result = window.compare_at_equal_time(args.run_dirs)
             print(json.dumps(result, indent=2))
+            return 0
+        if args.command == "xyz":
+            from acecourse.training.stock import stock_command, write_split_xyz
+
+            paths = write_split_xyz(make_config(args.profile), args.out_dir)
+            args_stock = stock_command(
+                make_config(args.profile), paths["train"], paths["valid"], test_file=paths["test"]
+            )
+            print(json.dumps({**paths, "mace_run_train": shlex.join(args_stock)}, indent=2))
             return 0
         if args.command == "window":
             from acecourse.training.window import run_window

@@ -122,6 +122,14 @@ def _model_for(backend: str, config: TrainConfig, data: dict, device: torch.devi
     return reference.to(device)
 
 
+def check_backend(config: TrainConfig, backend: str) -> torch.device:
+    """The device of a course backend; an error if the backend cannot run there."""
+    device = resolve_device(config)
+    if device.type != "cuda" and (backend.startswith("cueq") or backend.endswith("+graph")):
+        raise TrainingError(f"backend {backend} needs device cuda")
+    return device
+
+
 def run_backend(
     config: TrainConfig, backend: str, steps: int, data: dict, stock_epochs: int = 3
 ) -> dict[str, Any]:
@@ -132,9 +140,7 @@ def run_backend(
             from acecourse.training.stock import time_stock_epochs
 
             return time_stock_epochs(config, data, epochs=stock_epochs)
-        device = resolve_device(config)
-        if device.type != "cuda" and (backend.startswith("cueq") or backend.endswith("+graph")):
-            raise TrainingError(f"backend {backend} needs device cuda")
+        device = check_backend(config, backend)
         dtype = getattr(torch, config.dtype)
         batches = make_batches(data["train"], device, dtype)
         model = _model_for(backend, config, data, device)
@@ -277,8 +283,12 @@ def _main(argv: list[str]) -> int:
     config_file, backend, steps, stock_epochs, out_file = argv
     config = TrainConfig(**json.loads(Path(config_file).read_text()))
     torch.set_default_dtype(getattr(torch, config.dtype))
-    data = prepare_data(config)
-    entry = run_backend(config, backend, int(steps), data, int(stock_epochs))
+    try:  # a backend that cannot run here fails before the data are loaded
+        if backend != "stock":
+            check_backend(config, backend)
+        entry = run_backend(config, backend, int(steps), prepare_data(config), int(stock_epochs))
+    except TrainingError as err:
+        entry = {"error": f"{type(err).__name__}: {err}", "wall_s": 0.0}
     Path(out_file).write_text(json.dumps(entry) + "\n")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,27 @@ def write_extxyz(frames, path: str | os.PathLike) -> None:
     write(str(path), list(frames), format="extxyz")
 
 
+def write_split_xyz(config: TrainConfig, out_dir: str | os.PathLike) -> dict[str, str]:
+    """The course's training, validation and test frames of ``config`` as extended XYZ files
+    (``train.xyz``, ``valid.xyz``, ``test.xyz`` in ``out_dir``), the input of
+    :func:`stock_command`.  Returns their paths."""
+    from acecourse.data.rmd17 import load_rmd17_ethanol
+    from acecourse.training.trainer import split_indices
+
+    train_idx, valid_idx, test_idx = split_indices(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, source, indices in (
+        ("train", "train", train_idx),
+        ("valid", "train", valid_idx),
+        ("test", "test", test_idx),
+    ):
+        paths[name] = str(out / f"{name}.xyz")
+        write_extxyz(load_rmd17_ethanol(source, config.data_dir, indices=indices), paths[name])
+    return paths
+
+
 def epoch_times_from_log(text: str) -> list[float]:
     """Seconds from "Started training" to the first "Epoch 0:" line and between epoch lines.
 
@@ -165,7 +187,7 @@ def time_stock_epochs(
         wall = time.perf_counter() - t0
     times = epoch_times_from_log(output)
     result: dict[str, Any] = {
-        "command": " ".join(args),
+        "command": shlex.join(args),
         "returncode": rc,
         "wall_s": wall,
         "epoch_times_s": times,

@@ -213,17 +213,23 @@ def _write_metrics_csv(history: list[dict], path: Path) -> None:
             writer.writerow({k: row[k] for k in METRIC_FIELDS})
 
 
-def prepare_data(config: TrainConfig) -> dict[str, Any]:
-    """Load the train/valid/test frames of a config and the statistics that set up the model."""
+def split_indices(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of a config's training and validation frames (in the split's training file) and
+    of its test frames (in the test file)."""
     train_idx, valid_idx = train_valid_split(1000, config.n_valid, seed=config.split_seed)
     if config.n_train > len(train_idx):
         raise TrainingError(f"n_train={config.n_train} exceeds the {len(train_idx)} frames left")
     train_idx = np.sort(
         np.random.default_rng(config.split_seed).permutation(train_idx)[: config.n_train]
     )
+    return train_idx, valid_idx, held_out_test_indices(config)
+
+
+def prepare_data(config: TrainConfig) -> dict[str, Any]:
+    """Load the train/valid/test frames of a config and the statistics that set up the model."""
+    train_idx, valid_idx, test_idx = split_indices(config)
     train_frames = load_rmd17_ethanol("train", config.data_dir, indices=train_idx)
     valid_frames = load_rmd17_ethanol("train", config.data_dir, indices=valid_idx)
-    test_idx = held_out_test_indices(config)
     test_frames = load_rmd17_ethanol("test", config.data_dir, indices=test_idx)
     stats = energy_statistics(train_frames)
     e0s = atomic_reference_energies(train_frames, config.e0s)

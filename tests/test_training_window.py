@@ -1,0 +1,332 @@
+"""Tests of the GPU-window chain, the schedules, the best-weights rule and the benchmark's
+isolation (acecourse.training), on the CPU with the ``ci`` profile."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from acecourse.data.rmd17 import load_rmd17_ethanol, resolve_data_dir
+from acecourse.training import make_config, train
+from acecourse.training.__main__ import main
+from acecourse.training.config import TrainConfig
+from acecourse.training.data import make_batches, to_atomic_data
+from acecourse.training.schedules import CycleSchedule, PlateauSchedule
+from acecourse.training.trainer import (
+    BestWeights,
+    TrainingError,
+    error_metrics,
+    load_trained_model,
+    predict,
+)
+from acecourse.training.window import (
+    CHAIN,
+    compare_at_equal_time,
+    land_window,
+    read_chain,
+    run_window,
+    write_chain,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE_DATA = (resolve_data_dir() / "rmd17_ethanol_train_01.npz").is_file()
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)"
+)
+TINY = {
+    "n_train": 10,
+    "n_valid": 5,
+    "n_test": 5,
+    "valid_batch_size": 5,
+    "warmup_epochs": 1,
+    "progress": False,
+}
+pytestmark = pytest.mark.usefixtures("float64_default")
+
+
+def _errors_of(model_file: Path, run_dir: Path, split: str) -> dict:
+    """Errors of a saved model on a run's validation or test frames (float64, CPU)."""
+    run = json.loads((run_dir / "run.json").read_text())
+    source, indices = ("train", run["indices"]["valid"]) if split == "valid" else ("test", None)
+    if indices is None:
+        indices = run["indices"]["test"]
+    frames = load_rmd17_ethanol(source, indices=indices)
+    batches = make_batches(to_atomic_data(frames, 5.0), torch.device("cpu"), torch.float64)
+    return error_metrics(predict(load_trained_model(model_file), batches, 5))
+
+
+def _device_repo(tmp_path: Path) -> Path:
+    """A stand-in for the device's copy of the tree: the package, the scripts, .carry."""
+    repo = tmp_path / "repo"
+    (repo / ".carry" / "whl").mkdir(parents=True)
+    (repo / "acecourse").symlink_to(ROOT / "acecourse")
+    (repo / "scripts").symlink_to(ROOT / "scripts")
+    (repo / ".carry" / "rmd17").symlink_to(resolve_data_dir())
+    (repo / ".carry" / "commit").write_text("0123abc\n")
+    return repo
+
+
+@needs_data
+def test_window_command_chains_a_second_window_onto_the_first(tmp_path):
+    """The device's one command, on the CPU: window 1 (from scratch, time-planned), landed in the
+    repository; window 2 must start from window 1's committed best weights."""
+    repo = _device_repo(tmp_path)
+    shim, site = tmp_path / "shim", tmp_path / "site"
+    shim.mkdir()
+    site.mkdir()
+    (site / ".base").touch()  # the wheels count as installed: this machine has the packages
+    (shim / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (shim / "python3").chmod(0o755)
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", SITE=str(site), OUT=str(out))
+    env.update(PROFILE="ci", RESERVE="5")
+    settings = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
+    done = subprocess.run(
+        ["bash", "scripts/device/gpu.sh", "window", "40", *settings],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    returned = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    first = (CHAIN / "window01").as_posix()
+    assert returned == sorted(
+        [f"{CHAIN.as_posix()}/chain.csv"]
+        + [f"{first}/{n}" for n in ("config.json", "metrics.csv", "run.json", "test_metrics.json",
+                                    "test_metrics_float64.json", "model.pt.gz", "window.log")]
+    )  # fmt: skip
+    run1 = json.loads((out / first / "run.json").read_text())
+    assert run1["git_commit"] in ("0123abc",) or len(run1["git_commit"]) >= 40
+    assert run1["plan"]["epochs"] >= 2 and "window plan" in (out / first / "window.log").read_text()
+
+    landed = land_window(out, repo)
+    assert landed["removed"] == [] and (repo / first / "model.pt.gz").is_file()
+    (row1,) = read_chain(repo / CHAIN)
+    assert row1["window"] == 1 and row1["start_weights"] == "random initialisation"
+    metrics1 = np.atleast_1d(np.genfromtxt(repo / first / "metrics.csv", delimiter=",", names=True))
+    best1 = metrics1[metrics1["epoch"] == row1["evaluated_epoch"]][0]
+    assert row1["valid_forces_mae_meV_per_A"] == pytest.approx(
+        best1["valid_forces_mae_meV_per_A"], rel=1e-12
+    )
+
+    second = run_window(tmp_path / "out2", epochs=3, profile="ci", overrides=TINY, repo_root=repo)
+    run2 = json.loads(Path(second["window_dir"], "run.json").read_text())
+    assert run2["init_weights"] == str(repo / first / "model.pt.gz")
+    assert second["start_weights"] == row1["model"] and second["window"] == 2
+    # where window 2 starts is where window 1 ended: the validation errors of its start weights
+    # are window 1's best (both float64); a fresh start would be hundreds of meV/Å off
+    start = run2["init_valid"]
+    assert start["forces_mae_meV_per_A"] == pytest.approx(
+        row1["valid_forces_mae_meV_per_A"], rel=1e-10
+    )
+    assert start["energy_mae_meV"] == pytest.approx(row1["valid_energy_mae_meV"], rel=1e-10)
+    assert second["cumulative_epochs"] == row1["epochs"] + 3
+
+    # landing window 2 drops window 1's model from the tree (git keeps it) and grows the record
+    (Path(second["window_dir"]) / "window.log").write_text("log\n")
+    landed = land_window(tmp_path / "out2", repo)
+    assert landed["removed"] == [row1["model"]] and not (repo / first / "model.pt.gz").exists()
+    assert [r["window"] for r in read_chain(repo / CHAIN)] == [1, 2]
+    with pytest.raises(TrainingError, match="does not extend"):  # the same window twice
+        land_window(tmp_path / "out2", repo)
+
+
+@needs_data
+def test_the_best_validation_weights_are_the_ones_tested(tmp_path, monkeypatch):
+    """Validation losses 5, 3, 4, 6 (scripted; the errors are real): epoch 2's EMA weights must be
+    exported and tested, not the last epoch's."""
+    from acecourse.training import trainer
+
+    real_validate, losses = trainer.validate, iter([5.0, 3.0, 4.0, 6.0])
+
+    def scripted(run, energy_weight, forces_weight):
+        metrics, _ = real_validate(run, energy_weight, forces_weight)
+        return metrics, next(losses)
+
+    monkeypatch.setattr(trainer, "validate", scripted)
+    config = make_config("ci", dict(TINY, max_epochs=4, stage_two_start=None))
+    result = train(config, tmp_path)
+    assert result["best_epoch"] == 2
+    assert json.loads((tmp_path / "run.json").read_text())["evaluated_weights"]["epoch"] == 2
+    rows = np.genfromtxt(tmp_path / "metrics.csv", delimiter=",", names=True)
+    valid = _errors_of(tmp_path / "model.pt.gz", tmp_path, "valid")
+    assert valid["forces_mae_meV_per_A"] == pytest.approx(
+        rows["valid_forces_mae_meV_per_A"][1], rel=1e-10
+    )
+    assert abs(valid["forces_mae_meV_per_A"] - rows["valid_forces_mae_meV_per_A"][3]) > 1e-6
+    test = _errors_of(tmp_path / "model.pt.gz", tmp_path, "test")
+    for key, value in json.loads((tmp_path / "test_metrics.json").read_text()).items():
+        if key in test:
+            assert test[key] == pytest.approx(value, rel=1e-10), key
+
+
+def test_best_weights_restart_with_stage_two_as_mace_torch():
+    class FakeEMA:
+        def __init__(self):
+            self.shadow = [torch.zeros(2)]
+
+    ema, best = FakeEMA(), BestWeights()
+    for epoch, (stage, loss) in enumerate([(1, 3.0), (1, 1.0), (2, 50.0), (2, 60.0)], start=1):
+        ema.shadow[0].fill_(epoch)
+        best.offer(epoch, stage, loss, ema)
+    # stage two's losses are not comparable with stage one's: its best is taken among its own
+    assert best.epoch == 3 and best.stage == 2 and float(best.weights[0][0]) == 3.0
+
+
+def test_cycle_schedule_warm_up_cosine_and_stage_two():
+    config = make_config("ci", {"schedule": "cycle", "warmup_epochs": 4, "lr": 0.01,
+                                "cycle_min_lr": 1e-5, "max_epochs": 20})  # fmt: skip
+    schedule = CycleSchedule(config)
+    lrs = [schedule.lr(e) for e in range(20)]
+    np.testing.assert_allclose(lrs[:4], [0.002, 0.004, 0.006, 0.008], rtol=1e-14)
+    assert lrs[4] == pytest.approx(0.01, rel=1e-14) and lrs[-1] == pytest.approx(1e-5, rel=1e-12)
+    assert all(
+        a > b for a, b in itertools.pairwise(lrs[4:])
+    )  # decays every epoch after the warm-up
+    assert [schedule.stage(e) for e in range(20)] == [1] * 16 + [2] * 4  # the last fifth
+    # midway through the decay, the cosine is halfway between peak and floor
+    assert schedule.lr(4 + 15 / 2) == pytest.approx((0.01 + 1e-5) / 2, rel=1e-12)
+    schedule.plan(10)
+    assert schedule.stage_two_start == 8 and schedule.lr(9) == pytest.approx(1e-5, rel=1e-12)
+    with pytest.raises(ValueError, match="nothing after"):
+        schedule.plan(4)
+
+
+def test_plateau_schedule_is_torchs_reduce_on_plateau():
+    config = make_config("ci", {"scheduler_patience": 2, "lr_factor": 0.5, "stage_two_start": 9})
+    ours = PlateauSchedule(config)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    losses = [5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 1]
+    for epoch, loss in enumerate(losses):
+        if epoch < 9:
+            assert ours.lr(epoch) == optimizer.param_groups[0]["lr"]
+            theirs.step(loss)
+        else:
+            assert ours.lr(epoch) == config.stage_two_lr and ours.stage(epoch) == 2
+        ours.after_validation(epoch, loss)
+    assert ours.current == optimizer.param_groups[0]["lr"] < config.lr  # it did reduce
+
+
+def test_compare_at_equal_wall_time(tmp_path):
+    def fake_run(name, batch_size, walls, errors):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"batch_size": batch_size}))
+        with open(folder / "metrics.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", "wall_time_s", "valid_forces_mae_meV_per_A"])
+            writer.writerows([i + 1, w, e] for i, (w, e) in enumerate(zip(walls, errors)))
+        return folder
+
+    # batch 20: more epochs in the time, but the batch-5 run is lower at the common budget (60 s)
+    b5 = fake_run("batch5", 5, [20, 40, 60, 80], [30, 20, 12, 9])
+    b20 = fake_run("batch20", 20, [10, 20, 30, 40, 50, 60], [40, 30, 25, 26, 18, 15])
+    result = compare_at_equal_time([b5, b20])
+    assert result["budget_s"] == 60
+    assert result["runs"]["batch5"]["valid_forces_mae_meV_per_A_at_budget"] == 12
+    assert result["runs"]["batch20"]["valid_forces_mae_meV_per_A_at_budget"] == 15
+    assert result["winner"] == "batch5" and result["runs"]["batch20"]["epochs_in_budget"] == 6
+
+
+def test_land_refuses_what_does_not_extend_the_chain(tmp_path):
+    row = {k: 0 for k in ("epochs", "cumulative_epochs", "batch_size", "evaluated_epoch")}
+    row.update(window=0, start_weights="random initialisation", schedule="plateau", model="a/m.pt.gz",
+               valid_forces_mae_meV_per_A=1.0, valid_energy_mae_meV=1.0, test_forces_mae_meV_per_A=1.0,
+               test_energy_mae_meV=1.0, test_frames=1000, train_wall_s=1.0, window_wall_s=1.0,
+               cumulative_gpu_min=0.1, device="GPU", git_commit="abc")  # fmt: skip
+    write_chain([row], tmp_path / "repo" / CHAIN)
+    other = dict(row, window=1, start_weights="b/other.pt.gz", model="c/m.pt.gz")
+    write_chain([row, other], tmp_path / "back" / CHAIN)
+    with pytest.raises(TrainingError, match="started from b/other.pt.gz, not a/m.pt.gz"):
+        land_window(tmp_path / "back", tmp_path / "repo")
+    write_chain([dict(row, test_frames=999), other], tmp_path / "back" / CHAIN)
+    with pytest.raises(TrainingError, match="does not extend"):
+        land_window(tmp_path / "back", tmp_path / "repo")
+
+
+def test_committed_chain_starts_from_a_model_in_the_tree():
+    rows = read_chain(ROOT / CHAIN)
+    assert rows and rows[0]["window"] == 0
+    assert [r["window"] for r in rows] == list(range(len(rows)))
+    # only the newest model of the chain is needed in the tree: it is there
+    assert (ROOT / rows[-1]["model"]).is_file()
+    for earlier, later in itertools.pairwise(rows):
+        assert later["start_weights"] == earlier["model"]
+        assert later["cumulative_epochs"] == earlier["cumulative_epochs"] + later["epochs"]
+        assert math.isclose(later["cumulative_gpu_min"],
+                            earlier["cumulative_gpu_min"] + later["window_wall_s"] / 60, abs_tol=0.02)  # fmt: skip
+
+
+@needs_data
+def test_benchmark_isolates_a_failing_backend(tmp_path):
+    """cueq cannot run on the CPU: its process records the error; e3nn's timing survives."""
+    from acecourse.training.benchmark import _run_isolated, benchmark
+
+    config = make_config("ci", dict(TINY, n_train=20))
+    result = benchmark(
+        config, ["cueq", "e3nn"], steps=2, out_file=tmp_path / "b.json", isolate=True
+    )
+    assert result["backends"]["cueq"]["error"] == "TrainingError: backend cueq needs device cuda"
+    timing = result["backends"]["e3nn"]
+    assert timing["min_ms_per_step"] > 0 and len(timing["losses"]) == 12
+    assert json.loads((tmp_path / "b.json").read_text())["backends"] == result["backends"]
+    # a backend that hangs is killed and recorded
+    killed = _run_isolated(config, "e3nn", 2, 2, timeout_s=0.5)
+    assert killed["error"] == "no result within 0.5 s (killed)"
+
+
+def test_stock_epoch_times_are_read_from_mace_torchs_log():
+    from acecourse.training.stock import epoch_times_from_log
+
+    log = ROOT / "artifacts/mace_ethanol/h200_2026-11-30/stock_mace_run_train_e3nn.log"
+    # "Started training" 00:48:19.888, epochs at 00:48:41.197, 00:48:59.619, 00:49:14.976
+    np.testing.assert_allclose(epoch_times_from_log(log.read_text()), [21.309, 18.422, 15.357],
+                               atol=1e-6)  # fmt: skip
+
+
+def test_stock_command_is_mace_run_trains_recipe():
+    from mace.tools.arg_parser import build_default_arg_parser
+
+    from acecourse.training.stock import stock_command
+
+    config = make_config("full")
+    args = stock_command(config, "train.xyz", "valid.xyz", {1: -1.5, 6: -2.5, 8: -3.5})
+    parsed = build_default_arg_parser().parse_args(args[1:])
+    expected = {
+        "hidden_irreps": config.hidden_irreps, "max_ell": 3, "correlation": 3, "batch_size": 5,
+        "lr": 0.01, "max_num_epochs": 1000, "ema_decay": 0.99, "energy_weight": 1.0,
+        "forces_weight": 1000.0, "amsgrad": True,
+        # stage two, under mace-torch's older names (--stage_two sets swa, etc.): from epoch
+        # index 800 on, as the course's stage_two_start (mace's `epoch < swa.start` is stage one)
+        "swa": True, "start_swa": 800, "swa_energy_weight": 1000.0, "swa_forces_weight": 100.0,
+        "swa_lr": 1e-3,
+    }  # fmt: skip
+    assert {k: getattr(parsed, k) for k in expected} == expected
+    assert parsed.default_dtype == "float32" and parsed.E0s == "{1: -1.5, 6: -2.5, 8: -3.5}"
+    assert parsed.radial_MLP == "[64,64,64]" and parsed.scaling == "rms_forces_scaling"
+
+
+def test_window_cli_needs_a_time_or_epochs(tmp_path, capsys):
+    assert main(["window", "--out", str(tmp_path / "o"), "--profile", "ci"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: give --seconds, --until or --epochs"
+    assert main(["benchmark", "--out", str(tmp_path / "b.json"), "--stock-epochs", "1"]) == 2
+    assert "--stock-epochs 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_window_settings_are_checked():
+    with pytest.raises(ValueError, match='setting schedule="sgdr" must be plateau or cycle'):
+        make_config("ci", {"schedule": "sgdr"})
+    with pytest.raises(ValueError, match="stage_two_fraction=1.0 must be a number in"):
+        make_config("ci", {"stage_two_fraction": 1.0})
+    assert TrainConfig().schedule == "plateau"  # the paper's recipe stays the default
