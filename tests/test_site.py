@@ -421,6 +421,12 @@ def test_book_builds_from_executed_notebooks(site: Path) -> None:
     for docname in DOCNAMES:
         assert (site / f"{docname}.html").is_file(), f"{docname}.html missing from the build"
     assert (site / "_static" / "mathjax" / "tex-svg-full.js").is_file(), "vendored MathJax missing"
+    # plotly.js of the installed plotly package (the one that wrote the figures' JSON)
+    import plotly
+
+    served = site / "_static" / "plotly.min.js"
+    package = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert served.is_file() and served.read_bytes() == package.read_bytes(), served
 
 
 def test_mathjax_is_served_locally(site: Path) -> None:
