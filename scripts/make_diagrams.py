@@ -9,7 +9,7 @@
 
 The MACE diagram shows layer 2 of the model of the training recipe ``full`` (the paper's rMD17
 settings) on ASE's ethanol; its shapes come from a forward pass and are stored in the SVG's
-description.  Runs offline in about 10 s on a CPU.
+description.  Runs offline in 10–30 s on a 2-core CPU (most of it building the model).
 """
 
 from __future__ import annotations
