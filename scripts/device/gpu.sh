@@ -12,7 +12,7 @@
 #   bash scripts/device/gpu.sh bench
 #       Step times, side by side: the course's backends (BACKENDS, default e3nn, e3nn+graph,
 #       e3nn+compile+graph) and stock mace_run_train, each in its own process (TIMEOUT s each).
-#   bash scripts/device/gpu.sh compare SECONDS
+#   bash scripts/device/gpu.sh compare SECONDS [KEY=VALUE ...]
 #       Batch 5 against batch 20 at equal wall time: two cycles, one after the other, from the
 #       chain's newest weights, each half of SECONDS; their curves and the verdict under $OUT.
 # WITH_CUEQ=1 also installs the cuEquivariance ops, carried in a call of their own before
@@ -74,21 +74,21 @@ case "${1:-}" in
     ;;
   bench)
     install
-    python3 -m acecourse.training benchmark --profile full --steps "${STEPS:-60}" \
+    python3 -m acecourse.training benchmark --profile "$PROFILE" --steps "${STEPS:-60}" \
       --backends "${BACKENDS:-e3nn,e3nn+graph,e3nn+compile+graph,stock}" --timeout "${TIMEOUT:-150}" \
       --out "$OUT/benchmark.json" 2>&1 | grep -v -e 'visitor(node)' -e 'TorchScript type' | tee "$OUT/benchmark.log"
     check_returned
     ;;
   compare)
-    [ $# -ge 2 ] || { echo "usage: $0 compare SECONDS" >&2; exit 2; }
+    [ $# -ge 2 ] || { echo "usage: $0 compare SECONDS [KEY=VALUE ...]" >&2; exit 2; }
     seconds=$2
     install
     half=$(( (T0 + seconds - $(date +%s)) / 2 ))
     dest="$OUT/artifacts/mace_ethanol/batch_compare"
     mkdir -p "$dest"
     for b in 5 20; do
-      python3 -m acecourse.training window --out /tmp/cmp/b$b --seconds $half --set batch_size=$b \
-        > /tmp/cmp_b$b.log 2>&1 || { tail -20 /tmp/cmp_b$b.log; }
+      python3 -m acecourse.training window --profile "$PROFILE" --out /tmp/cmp/b$b --seconds $half \
+        --reserve "${RESERVE:-45}" --set batch_size=$b "${@:3}" > /tmp/cmp_b$b.log 2>&1 || tail -20 /tmp/cmp_b$b.log
       src=$(ls -d /tmp/cmp/b$b/$CHAIN/window* 2>/dev/null | tail -1)
       if [ -n "$src" ]; then
         mkdir -p "$dest/batch$b"
