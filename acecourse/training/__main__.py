@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 isolate=not args.no_isolate,
                 timeout_s=args.timeout,
                 stock_epochs=args.stock_epochs,
+                verbose=True,
             )
             print(summary_table(result))
             return 0

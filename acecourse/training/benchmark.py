@@ -190,12 +190,13 @@ def benchmark(
     isolate: bool = False,
     timeout_s: float = 900.0,
     stock_epochs: int = 3,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Time ``steps`` training steps per backend; write and return a JSON-able dict.
 
     ``isolate``: each backend in its own process with ``timeout_s`` (a crash or hang is
     recorded as that backend's error).  ``stock_epochs``: epochs of ``mace_run_train`` for the
-    ``stock`` backend.
+    ``stock`` backend.  ``verbose``: print each backend's line as soon as it is timed.
     """
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
@@ -223,7 +224,8 @@ def benchmark(
         else:
             entry = run_backend(config, backend, steps, data, stock_epochs)
         result["backends"][backend] = entry
-        print(summary_line(backend, entry), flush=True)
+        if verbose:
+            print(summary_line(backend, entry), flush=True)
         out_file.write_text(json.dumps(_compare(result), indent=2) + "\n")
     return _compare(result)
 
