@@ -1,4 +1,5 @@
-"""Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, artifacts, benchmark.
+"""Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, schedules, artifacts,
+GPU windows (:mod:`acecourse.training.window`), benchmark.
 
 Command line: ``python -m acecourse.training --help``.
 """
