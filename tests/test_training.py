@@ -323,6 +323,27 @@ def test_md_command_keeps_the_temperature_trajectory(tmp_path):
     # once overwritten by the scalar start temperature: the trajectory's must stay a list
     assert len(record["temperature_K"]) == len(record["time_fs"]) == 3
     assert record["start_temperature_K"] == 300.0
+    assert np.shape(record["positions_A"]) == (3, 9, 3)
+
+
+@needs_data
+def test_nve_records_the_positions_of_its_energies():
+    """run_nve's positions are those its energies belong to: the first is the start, and the
+    calculator gives each recorded potential energy back at the recorded positions."""
+    from acecourse.training.md import mace_calculator, run_nve
+
+    start = load_rmd17_ethanol("test", indices=[0])[0]
+    calculator = mace_calculator(SMALL_MODEL)
+    result = run_nve(start, calculator, n_steps=6, every=3, progress=False)
+    positions = result["positions_A"]
+    assert positions.shape == (3, 9, 3) == (len(result["time_fs"]), len(start), 3)
+    np.testing.assert_array_equal(positions[0], start.positions)  # the start, unmoved
+    assert np.all(np.abs(positions[1:] - positions[:-1]).max(axis=(1, 2)) > 1e-4)  # it moves
+    for frame, e_pot in zip(positions, result["potential_energy_eV"]):
+        atoms = start.copy()
+        atoms.positions = frame
+        # same float64 model at the same positions: the same energy up to summation order
+        assert calculator.get_potential_energy(atoms) == pytest.approx(e_pot, rel=0, abs=1e-9)
 
 
 @needs_data

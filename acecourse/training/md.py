@@ -68,8 +68,9 @@ def run_nve(
 ) -> dict[str, np.ndarray | float]:
     """NVE dynamics from Maxwell-Boltzmann velocities at ``temperature_K``.
 
-    Returns time (fs), potential, kinetic and total energy (eV), temperature (K), and the drift of
-    the total energy: the slope of a linear fit, in meV per atom per picosecond.
+    Returns time (fs), potential, kinetic and total energy (eV), temperature (K) and positions
+    (Å, shape ``(n_records, n_atoms, 3)``) of every ``every``-th step, the start included, and the
+    drift of the total energy: the slope of a linear fit, in meV per atom per picosecond.
     """
     atoms = atoms.copy()
     atoms.calc = calculator
@@ -79,7 +80,7 @@ def run_nve(
     Stationary(atoms)
     ZeroRotation(atoms)
     dynamics = VelocityVerlet(atoms, timestep=timestep_fs * units.fs)
-    rows = []
+    rows, positions = [], []
 
     def record() -> None:
         e_pot = atoms.get_potential_energy()
@@ -87,6 +88,7 @@ def run_nve(
         rows.append(
             (dynamics.get_number_of_steps() * timestep_fs, e_pot, e_kin, atoms.get_temperature())
         )
+        positions.append(atoms.get_positions())  # a copy: ASE returns one
 
     dynamics.attach(record, interval=every)
     from tqdm.auto import tqdm
@@ -104,6 +106,7 @@ def run_nve(
         "kinetic_energy_eV": e_kin,
         "total_energy_eV": e_tot,
         "temperature_K": temperature,
+        "positions_A": np.array(positions),
         "drift_meV_per_atom_per_ps": float(slope * 1000.0 / len(atoms)),
         "total_energy_std_meV_per_atom": float(np.std(e_tot) * 1000.0 / len(atoms)),
     }
