@@ -76,10 +76,11 @@ def _device_repo(tmp_path: Path) -> Path:
     return repo
 
 
-@needs_data
-def test_window_command_chains_a_second_window_onto_the_first(tmp_path):
-    """The device's one command, on the CPU: window 1 (from scratch, time-planned), landed in the
-    repository; window 2 must start from window 1's committed best weights."""
+@pytest.fixture(scope="module")
+def first_window(tmp_path_factory):
+    """The device's one command, on the CPU: window 1 of a new chain (from scratch, time-planned)
+    in a stand-in for the device's tree, landed there.  Shared by the tests of the chain."""
+    tmp_path = tmp_path_factory.mktemp("chain")
     repo = _device_repo(tmp_path)
     shim, site = tmp_path / "shim", tmp_path / "site"
     shim.mkdir()
@@ -97,8 +98,17 @@ def test_window_command_chains_a_second_window_onto_the_first(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     returned = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    landed = land_window(out, repo)
+    return {"repo": repo, "out": out, "returned": returned, "landed": landed}
+
+
+@needs_data
+def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_path):
+    """Window 1 came from the device's one command and was landed; window 2 must start from
+    window 1's committed best weights."""
+    repo, out = first_window["repo"], first_window["out"]
     first = (CHAIN / "window01").as_posix()
-    assert returned == sorted(
+    assert first_window["returned"] == sorted(
         [f"{CHAIN.as_posix()}/chain.csv"]
         + [f"{first}/{n}" for n in ("config.json", "metrics.csv", "run.json", "test_metrics.json",
                                     "test_metrics_float64.json", "model.pt.gz", "window.log")]
@@ -107,10 +117,10 @@ def test_window_command_chains_a_second_window_onto_the_first(tmp_path):
     assert run1["git_commit"] in ("0123abc",) or len(run1["git_commit"]) >= 40
     assert run1["plan"]["epochs"] >= 2 and "window plan" in (out / first / "window.log").read_text()
 
-    landed = land_window(out, repo)
-    assert landed["removed"] == [] and (repo / first / "model.pt.gz").is_file()
-    (row1,) = read_chain(repo / CHAIN)
+    assert first_window["landed"]["removed"] == [] and (repo / first / "model.pt.gz").is_file()
+    row1 = read_chain(repo / CHAIN)[0]
     assert row1["window"] == 1 and row1["start_weights"] == "random initialisation"
+    assert row1["improved"] == 1  # a window from scratch has no start weights to keep
     metrics1 = np.atleast_1d(np.genfromtxt(repo / first / "metrics.csv", delimiter=",", names=True))
     best1 = metrics1[metrics1["epoch"] == row1["evaluated_epoch"]][0]
     assert row1["valid_forces_mae_meV_per_A"] == pytest.approx(
@@ -137,6 +147,41 @@ def test_window_command_chains_a_second_window_onto_the_first(tmp_path):
     assert [r["window"] for r in read_chain(repo / CHAIN)] == [1, 2]
     with pytest.raises(TrainingError, match="does not extend"):  # the same window twice
         land_window(tmp_path / "out2", repo)
+
+
+def _state_dict(model_file: Path) -> dict:
+    from acecourse.training.trainer import read_saved_model
+
+    return read_saved_model(model_file)["state_dict"]
+
+
+@needs_data
+def test_a_window_that_cannot_improve_leaves_the_chain_where_it_was(first_window, tmp_path):
+    """A window whose every epoch validates worse than its start (a learning rate of 1.0 wrecks
+    the weights) must export its start weights again, say so in its row, and report their errors:
+    the chain's state never moves to worse weights."""
+    repo = first_window["repo"]
+    parent = read_chain(repo / CHAIN)[-1]
+    wrecked = run_window(tmp_path / "out", epochs=2, profile="ci", repo_root=repo,
+                         overrides=dict(TINY, lr=1.0))  # fmt: skip
+    window_dir = Path(wrecked["window_dir"])
+    run = json.loads((window_dir / "run.json").read_text())
+    metrics = np.atleast_1d(np.genfromtxt(window_dir / "metrics.csv", delimiter=",", names=True))
+    # the scenario is real: every epoch of the window is worse than its start weights
+    start_f = run["init_valid"]["forces_mae_meV_per_A"]
+    assert np.all(metrics["valid_forces_mae_meV_per_A"] > 2 * start_f)
+    # ... so the start weights stay the state, and the row says so
+    assert wrecked["improved"] == 0 and wrecked["evaluated_epoch"] == 0
+    assert run["evaluated_weights"]["kept_start"] is True
+    ours, theirs = _state_dict(window_dir / "model.pt.gz"), _state_dict(repo / parent["model"])
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    # the errors reported are those of the weights that stay: the parent's, on the same frames
+    for key in ("valid_forces_mae_meV_per_A", "valid_energy_mae_meV", "test_forces_mae_meV_per_A",
+                "test_energy_mae_meV"):  # fmt: skip
+        assert wrecked[key] == pytest.approx(parent[key], rel=1e-10), key
+    (row,) = read_chain(tmp_path / "out" / CHAIN)[-1:]
+    assert row["improved"] == 0 and row["window"] == parent["window"] + 1
 
 
 @needs_data
@@ -179,6 +224,32 @@ def test_best_weights_restart_with_stage_two_as_mace_torch():
         best.offer(epoch, stage, loss, ema)
     # stage two's losses are not comparable with stage one's: its best is taken among its own
     assert best.epoch == 3 and best.stage == 2 and float(best.weights[0][0]) == 3.0
+
+
+def test_start_weights_compete_in_every_stage_with_that_stages_loss_weights():
+    class FakeEMA:
+        def __init__(self):
+            self.shadow = [torch.zeros(2)]
+
+    ema, best = FakeEMA(), BestWeights()
+    ema.shadow[0].fill_(-1.0)
+    best.set_start(ema, energy_term=1.0, forces_term=0.01)  # stage one: 1 + 1000 x 0.01 = 11
+    stage_one, stage_two = (1.0, 1000.0), (1000.0, 100.0)  # stage two: 1000 + 100 x 0.01 = 1001
+    seen = []
+    for epoch, (stage, loss, weights) in enumerate(
+        [(1, 20.0, stage_one), (1, 12.0, stage_one), (1, 5.0, stage_one),  # epoch 3 beats 11
+         (2, 1500.0, stage_two), (2, 1001.0, stage_two),  # a tie does not move the state
+         (2, 900.0, stage_two)], start=1):  # fmt: skip
+        ema.shadow[0].fill_(epoch)
+        best.offer(epoch, stage, loss, ema, weights)
+        seen.append((best.epoch, float(best.weights[0][0]), best.kept_start))
+    assert seen == [(0, -1.0, True), (0, -1.0, True), (3, 3.0, False),
+                    (0, -1.0, True), (0, -1.0, True), (6, 6.0, False)]  # fmt: skip
+    assert best.valid_loss == 900.0 and best.describe()["kept_start"] is False
+    lone = BestWeights()
+    lone.set_start(ema, 1.0, 1.0)
+    with pytest.raises(ValueError, match="must offer its loss weights"):  # it cannot price them
+        lone.offer(1, 1, 0.5, ema)
 
 
 def test_cycle_schedule_warm_up_cosine_and_stage_two():
@@ -238,7 +309,7 @@ def test_compare_at_equal_wall_time(tmp_path):
 
 
 def test_land_refuses_what_does_not_extend_the_chain(tmp_path):
-    row = {k: 0 for k in ("epochs", "cumulative_epochs", "batch_size", "evaluated_epoch")}
+    row = {k: 0 for k in ("epochs", "cumulative_epochs", "batch_size", "evaluated_epoch", "improved")}
     row.update(window=0, start_weights="random initialisation", schedule="plateau", model="a/m.pt.gz",
                valid_forces_mae_meV_per_A=1.0, valid_energy_mae_meV=1.0, test_forces_mae_meV_per_A=1.0,
                test_energy_mae_meV=1.0, test_frames=1000, train_wall_s=1.0, window_wall_s=1.0,
@@ -261,6 +332,11 @@ def test_committed_chain_starts_from_a_model_in_the_tree():
     assert (ROOT / rows[-1]["model"]).is_file()
     for earlier, later in itertools.pairwise(rows):
         assert later["start_weights"] == earlier["model"]
+        if not later["improved"]:  # the window kept its start weights: their errors again
+            assert later["evaluated_epoch"] == 0
+            for key in ("valid_forces_mae_meV_per_A", "test_forces_mae_meV_per_A",
+                        "test_energy_mae_meV"):  # fmt: skip
+                assert math.isclose(later[key], earlier[key], rel_tol=1e-9), key
         assert later["cumulative_epochs"] == earlier["cumulative_epochs"] + later["epochs"]
         assert math.isclose(later["cumulative_gpu_min"],
                             earlier["cumulative_gpu_min"] + later["window_wall_s"] / 60, abs_tol=0.02)  # fmt: skip

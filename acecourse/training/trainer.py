@@ -283,6 +283,13 @@ class BestWeights:
     improves, starts the count afresh when stage two changes the loss weights (losses of the two
     stages are not comparable), and tests the best checkpoint of the last stage.  This does the
     same in memory: :meth:`offer` after every validation.
+
+    A run that starts from trained weights (a window of the chain) has one more candidate: those
+    start weights, validated before the first step (:meth:`set_start`).  They enter every stage's
+    count as "epoch 0", their loss formed with that stage's loss weights, so an epoch is kept only
+    if it beats the start on the same footing as it must beat the other epochs.  When none does,
+    the start weights are the ones tested and exported: a window cannot leave the chain worse
+    than it found it (on the validation loss of its last stage).
     """
 
     def __init__(self) -> None:
@@ -290,11 +297,41 @@ class BestWeights:
         self.stage: int | None = None
         self.valid_loss = math.inf
         self.weights: list[torch.Tensor] | None = None
+        self.start_weights: list[torch.Tensor] | None = None
+        self.start_terms: tuple[float, float] | None = None
 
-    def offer(self, epoch: int, stage: int, valid_loss: float, ema: EMA) -> bool:
-        """Keep ``ema``'s weights if ``valid_loss`` is the lowest of this stage so far."""
+    def set_start(self, ema: EMA, energy_term: float, forces_term: float) -> None:
+        """Make the weights ``ema`` holds now (the start) a candidate, with their validation
+        energy and force terms (:func:`validation_terms`)."""
+        self.start_weights = [s.detach().clone() for s in ema.shadow]
+        self.start_terms = (float(energy_term), float(forces_term))
+
+    @property
+    def kept_start(self) -> bool:
+        """True when the start weights won (no epoch of the last stage beat them)."""
+        return self.start_weights is not None and self.epoch == 0
+
+    def offer(
+        self,
+        epoch: int,
+        stage: int,
+        valid_loss: float,
+        ema: EMA,
+        loss_weights: tuple[float, float] | None = None,
+    ) -> bool:
+        """Keep ``ema``'s weights if ``valid_loss`` is the lowest of this stage so far.
+
+        ``loss_weights`` (energy, forces) are the ones ``valid_loss`` was formed with; they price
+        the start weights when a new stage begins (needed only after :meth:`set_start`).
+        """
         if stage != self.stage:
-            self.stage, self.valid_loss = stage, math.inf
+            self.stage, self.valid_loss, self.epoch, self.weights = stage, math.inf, None, None
+            if self.start_terms is not None:
+                if loss_weights is None:
+                    raise ValueError("a run with start weights must offer its loss weights")
+                (w_e, w_f), (e_term, f_term) = loss_weights, self.start_terms
+                self.epoch, self.weights = 0, self.start_weights
+                self.valid_loss = w_e * e_term + w_f * f_term
         if valid_loss >= self.valid_loss:
             return False
         self.epoch, self.valid_loss = epoch, valid_loss
@@ -312,11 +349,19 @@ class BestWeights:
             yield
 
     def describe(self) -> dict:
+        if self.kept_start:
+            what = (
+                "the start weights (init_weights): no epoch of the last stage had a lower "
+                "validation loss"
+            )
+        else:
+            what = "EMA weights of the epoch with the lowest validation loss of the last stage"
         return {
-            "weights": "EMA weights of the epoch with the lowest validation loss of the last stage",
+            "weights": what,
             "epoch": self.epoch,
             "stage": self.stage,
             "valid_loss": self.valid_loss,
+            "kept_start": self.kept_start,
         }
 
     def state_dict(self) -> dict:
@@ -448,8 +493,9 @@ def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None)
     if resume and (out / CHECKPOINT_NAME).exists():
         load_checkpoint(run, out / CHECKPOINT_NAME)
     elif config.init_weights is not None:  # where the run starts: the given weights' errors
-        metrics, _ = validate(run, config.energy_weight, config.forces_weight)
+        metrics, energy_term, forces_term = validation_terms(run)
         run.run_info["init_valid"] = metrics
+        run.best.set_start(run.ema, energy_term, forces_term)  # a candidate for the best
     run.sessions.append(
         {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -579,16 +625,22 @@ def write_run_json(run: Run, status: str) -> None:
 # --- an epoch ---------------------------------------------------------------------------------
 
 
-def validate(run: Run, energy_weight: float, forces_weight: float) -> tuple[dict, float]:
-    """Validation errors of the EMA weights and the loss with the given weights."""
+def validation_terms(run: Run) -> tuple[dict, float, float]:
+    """Validation errors of the EMA weights and the two terms of the loss: the mean squared
+    per-atom energy error and the mean squared force-component error."""
     run.model.eval()
     with run.ema.average_parameters():
         valid = predict(run.model, run.valid_batches, run.config.valid_batch_size)
     n_atoms = valid["forces_ref"].shape[1]
     energy_term = np.mean(((valid["energy_pred"] - valid["energy_ref"]) / n_atoms) ** 2)
     forces_term = np.mean((valid["forces_pred"] - valid["forces_ref"]) ** 2)
-    loss = energy_weight * float(energy_term) + forces_weight * float(forces_term)
-    return error_metrics(valid), loss
+    return error_metrics(valid), float(energy_term), float(forces_term)
+
+
+def validate(run: Run, energy_weight: float, forces_weight: float) -> tuple[dict, float]:
+    """Validation errors of the EMA weights and the loss with the given weights."""
+    metrics, energy_term, forces_term = validation_terms(run)
+    return metrics, energy_weight * energy_term + forces_weight * forces_term
 
 
 def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
@@ -619,7 +671,7 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
 
     metrics, valid_loss = validate(run, w_e, w_f)
     run.schedule.after_validation(epoch_index, valid_loss)
-    run.best.offer(epoch_index + 1, stage, valid_loss, run.ema)
+    run.best.offer(epoch_index + 1, stage, valid_loss, run.ema, (w_e, w_f))
     return {
         "epoch": epoch_index + 1,
         "stage": stage,

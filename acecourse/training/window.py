@@ -11,8 +11,12 @@ each window is one **warm-restart cycle** (SGDR, Loshchilov & Hutter 2017):
   window, the last fifth of the epochs in stage two (:class:`~acecourse.training.schedules.
   CycleSchedule`); the number of epochs is fixed after the warm-up from the measured epoch time
   and the time left, so a cycle always finishes;
-- it tests its best validation EMA weights in float64 on the test frames and writes its files in
-  the layout they are committed in, with the chain's record ``chain.csv`` grown by one row.
+- its start weights compete for "best" with its epochs, on the validation loss of its last stage
+  (:class:`~acecourse.training.trainer.BestWeights`), so the chain never moves to weights that
+  validate worse than the ones it had: a window that cannot improve records ``improved=0`` and
+  exports its start weights again;
+- it tests its best weights in float64 on the test frames and writes its files in the layout
+  they are committed in, with the chain's record ``chain.csv`` grown by one row.
 
 Only the newest ``model.pt.gz`` of the chain needs to be in the tree (older ones stay in git's
 history), so what travels stays small.  What is lost against an exact resume is the optimiser's
@@ -58,6 +62,7 @@ CHAIN_FIELDS = [
     "batch_size",
     "schedule",
     "evaluated_epoch",
+    "improved",
     "valid_forces_mae_meV_per_A",
     "valid_energy_mae_meV",
     "test_forces_mae_meV_per_A",
@@ -70,10 +75,13 @@ CHAIN_FIELDS = [
     "git_commit",
     "model",
 ]
-"""Columns of ``chain.csv``.  ``valid_*``: validation errors of the weights that were tested (the
-best validation EMA weights of the window's last stage, epoch ``evaluated_epoch``); ``test_*``:
-their test errors, evaluated in float64; ``window_wall_s``: the whole window (install, loading,
-training, evaluation), which ``cumulative_gpu_min`` adds up."""
+"""Columns of ``chain.csv``.  ``valid_*``: validation errors of the weights that were tested and
+became the chain's state (the best validation EMA weights of the window's last stage, epoch
+``evaluated_epoch``); ``improved``: 1 if an epoch of the window beat its start weights on the
+validation loss of its last stage, 0 if none did, and then ``evaluated_epoch`` is 0, the state is
+the start weights again and the ``valid_*`` and ``test_*`` errors are theirs; ``test_*``: test
+errors, evaluated in float64; ``window_wall_s``: the whole window (install, loading, training,
+evaluation), which ``cumulative_gpu_min`` adds up."""
 
 WINDOW_FILES = (
     "config.json",
@@ -125,15 +133,23 @@ def _run_row(run_dir: Path, repo_root: Path) -> dict[str, Any]:
     run = json.loads((run_dir / "run.json").read_text())
     test = json.loads((run_dir / "test_metrics_float64.json").read_text())["metrics"]
     metrics = np.atleast_1d(np.genfromtxt(run_dir / "metrics.csv", delimiter=",", names=True))
-    evaluated = (run.get("evaluated_weights") or {}).get("epoch") or int(metrics["epoch"][-1])
-    row = metrics[metrics["epoch"] == evaluated][0]
+    evaluated = (run.get("evaluated_weights") or {}).get("epoch")
+    if evaluated is None:  # a run from before the best-weights rule: its last epoch was tested
+        evaluated = int(metrics["epoch"][-1])
+    if evaluated == 0:  # the start weights won: their validation errors were taken at the start
+        valid = run["init_valid"]
+        valid_f, valid_e = valid["forces_mae_meV_per_A"], valid["energy_mae_meV"]
+    else:
+        row = metrics[metrics["epoch"] == evaluated][0]
+        valid_f, valid_e = row["valid_forces_mae_meV_per_A"], row["valid_energy_mae_meV"]
     return {
         "epochs": run["epochs_completed"],
         "batch_size": config["batch_size"],
         "schedule": run.get("schedule") or make_schedule(TrainConfig(**config)).describe(),
         "evaluated_epoch": evaluated,
-        "valid_forces_mae_meV_per_A": float(row["valid_forces_mae_meV_per_A"]),
-        "valid_energy_mae_meV": float(row["valid_energy_mae_meV"]),
+        "improved": 0 if evaluated == 0 else 1,
+        "valid_forces_mae_meV_per_A": float(valid_f),
+        "valid_energy_mae_meV": float(valid_e),
         "test_forces_mae_meV_per_A": test["forces_mae_meV_per_A"],
         "test_energy_mae_meV": test["energy_mae_meV"],
         "test_frames": test["n_frames"],
@@ -226,7 +242,8 @@ def run_window(
     Returns
     -------
     dict
-        The new chain row, and ``window_dir``.
+        The new chain row (``improved`` says whether it moved the chain's state), and
+        ``window_dir``.
     """
     started = time.time() if started is None else started
     if until is None and seconds is not None:
