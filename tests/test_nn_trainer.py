@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from acecourse.data.rmd17 import resolve_data_dir
+from acecourse.nn.interaction import EquivariantPotential
 from acecourse.nn.trainer import (
     TrainingSettings,
     energy_shift_and_scale,
+    evaluate,
     load_ethanol_subsets,
     subset_indices,
     train_potential,
@@ -33,3 +35,7 @@ def test_training_learns():
     )
     curve = result["history"]["test_forces_mae_meV_per_A"]
     assert len(curve) == 6 and curve[-1] < 0.8 * curve[0]
+    assert result["final"]["forces_mae_meV_per_A"] < 0.8 * result["initial"]["forces_mae_meV_per_A"]
+    torch.manual_seed(settings.seed)  # the untrained model: same seed, same initial weights
+    untrained = EquivariantPotential(l_max=1, multiplicities=4, shift=shift, scale=scale)
+    assert evaluate(untrained.float(), test) == result["initial"]

@@ -106,11 +106,12 @@ def train_potential(
     Returns
     -------
     dict
-        JSON-serialisable: ``model_kwargs``, ``settings``, ``n_parameters``, ``history`` (lists per
-        evaluated epoch: ``epoch``, ``train_loss``, ``train_forces_mae_meV_per_A``,
+        JSON-serialisable: ``model_kwargs``, ``settings``, ``n_parameters``, ``initial`` (test
+        metrics of the untrained model, see :func:`evaluate`), ``history`` (lists per evaluated
+        epoch: ``epoch``, ``train_loss``, ``train_forces_mae_meV_per_A``,
         ``test_energy_mae_meV``, ``test_forces_mae_meV_per_A``), ``final`` (test metrics after
-        the last epoch), ``seconds`` (wall time), and ``model`` (the trained module, not
-        serialisable: drop it before saving).
+        the last epoch), ``seconds`` (wall time, training and evaluation), and ``model`` (the
+        trained module, not serialisable: drop it before saving).
     """
     dtype = DTYPES[settings.dtype]
     torch.manual_seed(settings.seed)
@@ -130,6 +131,7 @@ def train_potential(
         "test_forces_mae_meV_per_A": [],
     }
     start = time.perf_counter()
+    initial = evaluate(model, test_frames)
     bar = tqdm(
         range(1, settings.epochs + 1),
         desc=label or "training",
@@ -153,7 +155,7 @@ def train_potential(
             optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
-            force_abs += float((forces - batch.forces).abs().sum())
+            force_abs += float((forces.detach() - batch.forces).abs().sum())
             n_components += forces.numel()
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
             metrics = evaluate(model, test_frames)
@@ -169,6 +171,7 @@ def train_potential(
         "model_kwargs": dict(model_kwargs),
         "settings": asdict(settings),
         "n_parameters": count_parameters(model),
+        "initial": initial,
         "history": history,
         "final": final,
         "seconds": time.perf_counter() - start,
