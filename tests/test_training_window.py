@@ -309,7 +309,9 @@ def test_compare_at_equal_wall_time(tmp_path):
 
 
 def test_land_refuses_what_does_not_extend_the_chain(tmp_path):
-    row = {k: 0 for k in ("epochs", "cumulative_epochs", "batch_size", "evaluated_epoch", "improved")}
+    row = {
+        k: 0 for k in ("epochs", "cumulative_epochs", "batch_size", "evaluated_epoch", "improved")
+    }
     row.update(window=0, start_weights="random initialisation", schedule="plateau", model="a/m.pt.gz",
                valid_forces_mae_meV_per_A=1.0, valid_energy_mae_meV=1.0, test_forces_mae_meV_per_A=1.0,
                test_energy_mae_meV=1.0, test_frames=1000, train_wall_s=1.0, window_wall_s=1.0,
@@ -389,6 +391,49 @@ def test_stock_command_is_mace_run_trains_recipe():
     assert {k: getattr(parsed, k) for k in expected} == expected
     assert parsed.default_dtype == "float32" and parsed.E0s == "{1: -1.5, 6: -2.5, 8: -3.5}"
     assert parsed.radial_MLP == "[64,64,64]" and parsed.scaling == "rms_forces_scaling"
+
+
+def test_h200_speeds_are_the_committed_measurements():
+    from acecourse.training.report import h200_speeds
+
+    h200 = ROOT / "artifacts/mace_ethanol/h200_2026-11-30"
+    speeds = h200_speeds(h200)
+    bench5 = json.loads((h200 / "benchmark_e3nn_eager_vs_graph_batch5.json").read_text())
+    graph, eager = bench5["backends"]["e3nn+graph"], bench5["backends"]["e3nn"]
+    assert speeds["graph5"]["epoch_s"] == graph["epoch_s_from_median"]
+    assert speeds["eager"]["ms_per_step"] == eager["median_ms_per_step"]
+    assert speeds["graph5"]["cuda_graph_used"] and not speeds["eager"]["cuda_graph_used"]
+    pair = [json.loads((h200 / f"benchmark_two_processes_at_once_{i}.json").read_text())
+            ["backends"]["e3nn+graph"]["epoch_s_from_median"] for i in (1, 2)]  # fmt: skip
+    assert speeds["pair"]["epoch_s"] == pytest.approx(sum(pair) / 2, rel=1e-15)
+    # the stock loop: the median of its log's epochs 2 and 3 (18.422 s, 15.357 s; test above),
+    # spread over the course's 190 steps of batch 5 for its ms per step
+    assert graph["steps_per_epoch"] == 190
+    assert speeds["stock"]["epoch_s"] == pytest.approx((18.422 + 15.357) / 2, abs=1e-6)
+    assert speeds["stock"]["ms_per_step"] == pytest.approx(speeds["stock"]["epoch_s"] / 0.19)
+
+
+def test_chain_figure_draws_every_window_and_the_reference_lines():
+    import matplotlib.pyplot as plt
+
+    from acecourse.training.report import chain_figure
+
+    rows = [{"window": w, "cumulative_gpu_min": t, "test_forces_mae_meV_per_A": f,
+             "test_energy_mae_meV": e, "improved": i}
+            for w, t, f, e, i in [(0, 4.4, 15.0, 3.0, 1), (1, 14.0, 8.0, 1.0, 1),
+                                  (2, 24.0, 8.0, 1.0, 0)]]  # fmt: skip
+    paper = {"forces_mae_meV_per_A": 2.1, "energy_mae_meV": 0.4}
+    others = {"forces_mae_meV_per_A": {"a": 3.3, "b": 2.7}, "energy_mae_meV": {"b": 0.45}}
+    fig = chain_figure(rows, paper, others)
+    for ax, key, refs in zip(fig.axes, ["forces_mae_meV_per_A", "energy_mae_meV"], [3, 2]):
+        chain, kept, *hlines = ax.get_lines()
+        np.testing.assert_array_equal(chain.get_xdata(), [4.4, 14.0, 24.0])
+        np.testing.assert_array_equal(chain.get_ydata(), [r[f"test_{key}"] for r in rows])
+        np.testing.assert_array_equal(kept.get_xdata(), [24.0])  # window 2 kept its start
+        assert len(hlines) == refs and hlines[0].get_ydata()[0] == paper[key]
+        assert [h.get_ydata()[0] for h in hlines[1:]] == list(others[key].values())
+        assert [t.get_text() for t in ax.texts] == ["w0", "w1", "w2"]
+    plt.close(fig)
 
 
 def test_window_cli_needs_a_time_or_epochs(tmp_path, capsys):

@@ -1,0 +1,121 @@
+"""What chapter 03_mace_architecture/04_training_mace shows from the committed GPU artifacts.
+
+Bookkeeping kept out of the chapter's main flow: :func:`h200_speeds` gathers the H200 step and
+epoch times of every loop from their files, and :func:`chain_figure` draws the chain of GPU
+windows against the published errors.  The chapter asserts what its prose says about them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acecourse.training.stock import epoch_times_from_log
+
+
+def h200_speeds(h200_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Step and epoch times of each training loop measured on the H200 (batch 5 unless said).
+
+    Keys: ``stock`` (mace-torch's ``mace_run_train``, median epoch of its log after the first,
+    validation included; its ms per step is that epoch time over the course's steps per
+    epoch), ``eager`` and ``graph5`` (the course's loop without and with the CUDA graph),
+    ``graph20`` (with the graph, batch 20) and ``pair`` (with the graph, the mean of two runs
+    sharing the GPU).  Each value has ``label``, ``batch``, ``ms_per_step``, ``epoch_s``,
+    ``source`` and ``device``; the course's loops also ``cuda_graph_used``.
+    """
+    h200 = Path(h200_dir)
+
+    def read(name: str) -> dict:
+        return json.loads((h200 / name).read_text())
+
+    bench5 = read("benchmark_e3nn_eager_vs_graph_batch5.json")
+    bench20 = read("benchmark_e3nn_graph_batch20.json")
+    pair = [read(f"benchmark_two_processes_at_once_{i}.json") for i in (1, 2)]
+    device = bench5["device"]
+
+    def loop(label: str, batch: int, timings: list[dict], source: str) -> dict[str, Any]:
+        return {
+            "label": label,
+            "batch": batch,
+            "ms_per_step": float(np.mean([t["median_ms_per_step"] for t in timings])),
+            "epoch_s": float(np.mean([t["epoch_s_from_median"] for t in timings])),
+            "cuda_graph_used": all(t["cuda_graph_used"] for t in timings),
+            "source": source,
+            "device": device,
+        }
+
+    steps = bench5["backends"]["e3nn+graph"]["steps_per_epoch"]
+    steps20 = bench20["backends"]["e3nn+graph"]["steps_per_epoch"]
+    stock = epoch_times_from_log((h200 / "stock_mace_run_train_e3nn.log").read_text())
+    stock_s = float(np.median(stock[1:]))
+    return {
+        "stock": {
+            "label": "stock `mace_run_train` (validation included)",
+            "batch": 5,
+            "ms_per_step": 1e3 * stock_s / steps,
+            "epoch_s": stock_s,
+            "source": f"its log, median of epochs 2-{len(stock)}",
+            "device": device,
+        },
+        "eager": loop("course loop, eager", 5, [bench5["backends"]["e3nn"]],
+                      f"benchmark: median step × {steps}"),
+        "graph5": loop("course loop + CUDA graph", 5, [bench5["backends"]["e3nn+graph"]],
+                       f"benchmark: median step × {steps}"),
+        "graph20": loop("course loop + CUDA graph", 20, [bench20["backends"]["e3nn+graph"]],
+                        f"benchmark: median step × {steps20}"),
+        "pair": loop("course loop + CUDA graph, each of two runs at once", 5,
+                     [p["backends"]["e3nn+graph"] for p in pair],
+                     "two benchmarks at once, mean of the two"),
+    }  # fmt: skip
+
+
+def chain_figure(
+    chain: list[dict[str, Any]],
+    paper: dict[str, float],
+    others: dict[str, dict[str, float]],
+):
+    """Test force and energy MAE of each chain row against the cumulative GPU minutes.
+
+    ``paper`` maps ``forces_mae_meV_per_A`` and ``energy_mae_meV`` to the paper's values (black
+    lines); ``others`` maps the same keys to ``{label: value}`` of further reference lines
+    (orange, dotted then dashed).  The rows give ``test_forces_mae_meV_per_A`` and
+    ``test_energy_mae_meV``.  Rows with ``improved == 0`` (the window kept its start
+    weights) are drawn as open circles.  Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    minutes = [r["cumulative_gpu_min"] for r in chain]
+    kept = [r for r in chain if r.get("improved", 1) == 0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = [
+        (axes[0], "forces_mae_meV_per_A", "test force MAE (meV/Å)"),
+        (axes[1], "energy_mae_meV", "test energy MAE (meV/molecule)"),
+    ]
+    for ax, ref, ylabel in panels:
+        key = f"test_{ref}"
+        ax.plot(
+            minutes, [r[key] for r in chain], "o-", color="C0", label="the chain (float64 test)"
+        )
+        if kept:
+            ax.plot([r["cumulative_gpu_min"] for r in kept], [r[key] for r in kept], "o",
+                    mfc="white", color="C0", label="window kept its start weights")  # fmt: skip
+        for r in chain:
+            ax.annotate(f"w{r['window']}", (r["cumulative_gpu_min"], r[key]),
+                        textcoords="offset points", xytext=(4, 4))  # fmt: skip
+        ax.axhline(paper[ref], color="k", lw=1, label="MACE paper")
+        for (label, value), style in zip(others.get(ref, {}).items(), (":", "--")):
+            ax.axhline(value, color="C1", ls=style, lw=1, label=label)
+        values = [r[key] for r in chain] + [paper[ref], *others.get(ref, {}).values()]
+        ax.set(xlabel="cumulative GPU minutes", ylabel=ylabel, yscale="log",
+               xlim=(0, max(minutes) * 1.2 + 1), ylim=(min(values) / 1.6, max(values) * 2.5))  # fmt: skip
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
