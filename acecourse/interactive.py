@@ -300,8 +300,9 @@ def _sphere_grid(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarray, np.n
     return theta, phi, unit
 
 
-SIGN_COLORSCALE = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]
-"""Blue (negative), white, red (positive): the colours of ``RdBu_r`` at its ends."""
+SIGN_COLORSCALE = [[0.0, "#d55e00"], [0.5, "#f7f7f7"], [1.0, "#0072b2"]]
+"""Orange (negative), white, blue (positive): the sign colours of chapter 00/02's static gallery
+(Okabe-Ito vermillion and blue, readable with colour-vision deficiencies)."""
 
 
 def spherical_harmonics_figure(
@@ -325,7 +326,7 @@ def spherical_harmonics_figure(
         that shows one of them.  Each surface's distance from the origin in the direction
         :math:`\hat{\mathbf r}` is :math:`|Y_l^m(\hat{\mathbf r})|` (the course's real
         harmonics: orthonormal, no Condon-Shortley phase, :math:`Y_{1,-1}, Y_{10}, Y_{11}
-        \propto y, z, x`); its colour is :math:`Y_l^m` itself, red positive and blue negative.
+        \propto y, z, x`); its colour is :math:`Y_l^m` itself, blue positive and orange negative.
     """
     import plotly.graph_objects as go
 
@@ -365,7 +366,7 @@ def spherical_harmonics_figure(
             labels.append((deg, order))
 
     def title(deg: int, order: int) -> str:
-        return f"|Y<sub>{deg}</sub><sup>{order}</sup>| as radius, sign as colour (red > 0)"
+        return f"|Y<sub>{deg}</sub><sup>{order}</sup>| as radius, sign as colour (blue > 0)"
 
     buttons = [
         {
@@ -402,10 +403,10 @@ def spherical_harmonics_figure(
 
     alt = (
         f"Real spherical harmonics Y_l^m for l = 0 to {min(l_max, 3)} drawn as closed surfaces: "
-        "in each direction the surface lies at a distance |Y_l^m| from the centre and is red "
-        "where Y_l^m is positive and blue where it is negative. Row l holds the 2l+1 functions "
+        "in each direction the surface lies at a distance |Y_l^m| from the centre and is blue "
+        "where Y_l^m is positive and orange where it is negative. Row l holds the 2l+1 functions "
         "m = -l to l. l = 0 is a sphere; the three l = 1 functions are pairs of lobes along "
-        "the y, z and x axes (one red, one blue); l = 2 gives four-lobed clover shapes and, "
+        "the y, z and x axes (one blue, one orange); l = 2 gives four-lobed clover shapes and, "
         "for m = 0, two lobes along z with a ring around the middle; l = 3 has six or more lobes."
     )
     return InteractiveFigure(figure, draw_static, alt, height=560, tight=False)
