@@ -10,7 +10,8 @@ of the inputs of its execution apart from its own code:
 * the source of every module of the package it imports, closed over the imports between the
   package's modules (``import acecourse.plotting`` also depends on ``acecourse/__init__.py`` and on
   whatever ``plotting`` imports from the package), and every non-Python file of the package;
-* the global inputs: ``artifacts/``; the Python version; the installed versions of the
+* the global inputs: ``artifacts/``; ``book/_ext/kernel_env.py`` (the settings and warning filters
+  of the kernels that execute the notebooks); the Python version; the installed versions of the
   distributions that ``requirements.txt`` pins and of everything they require (a pin changed in
   ``requirements.txt`` reaches the build through ``setup_env.sh``, which installs it first; a
   package installed on the side, such as jupyterlab, counts only if it changes one of them); the
@@ -53,7 +54,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "acecourse"
-INPUTS = ("artifacts",)
+INPUTS = ("artifacts", "book/_ext/kernel_env.py")  # the kernels' warning filters and settings
 STATE_NAME = "book_cache_inputs.json"
 SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 DYNAMIC_IMPORT = re.compile(r"\bimport_module\b|\b__import__\b")
