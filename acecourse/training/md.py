@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase import Atoms, units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
@@ -74,9 +74,8 @@ def run_nve(
     """
     atoms = atoms.copy()
     atoms.calc = calculator
-    MaxwellBoltzmannDistribution(
-        atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed)
-    )
+    # ASE 3.29's name for MaxwellBoltzmannDistribution (deprecated there; same draws)
+    thermalize_momenta(atoms, temperature_K, rng=np.random.default_rng(seed))
     Stationary(atoms)
     ZeroRotation(atoms)
     dynamics = VelocityVerlet(atoms, timestep=timestep_fs * units.fs)
