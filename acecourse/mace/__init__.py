@@ -1,8 +1,7 @@
 """MACE dissected and rebuilt (chapter 03): blocks, model, weight loader, graphs."""
 
-# e3nn 0.4.4 reads its constants with ``torch.load``, which torch >= 2.6 refuses by default;
-# importing mace first sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (as mace-torch always does).
-import mace  # noqa: F401, I001
+# mace-torch first, without its import-time cuEquivariance notice (see acecourse._mace_import).
+import acecourse._mace_import  # noqa: F401, I001
 
 from acecourse.mace.blocks import (  # noqa: F401
     ElementLinear,

@@ -4,6 +4,7 @@ GPU windows (:mod:`acecourse.training.window`), benchmark.
 Command line: ``python -m acecourse.training --help``.
 """
 
+import acecourse._mace_import  # noqa: F401  (mace-torch without its cuEquivariance notice)
 from acecourse.training.config import PROFILES, TrainConfig, make_config  # noqa: F401
 from acecourse.training.trainer import (  # noqa: F401
     TrainingError,
