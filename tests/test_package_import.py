@@ -19,7 +19,9 @@ from kernel_env import kernel_environment  # the website kernels' settings
 KERNEL_ENV = {**os.environ, **kernel_environment()}
 
 
-@pytest.mark.parametrize("module", ["acecourse.mace", "acecourse.training", "acecourse.training.md"])
+@pytest.mark.parametrize(
+    "module", ["acecourse.mace", "acecourse.training", "acecourse.training.md"]
+)
 def test_import_is_silent(module: str) -> None:
     result = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
