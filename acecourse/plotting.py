@@ -1,18 +1,22 @@
 """The course's one figure style, and saving figures to ``figures/``.
 
-Every chapter calls :func:`use_course_style` once; figures that another page or the README
-uses are written with :func:`save_figure` so that the file in ``figures/`` is always produced by
-code in the repository.
+Every chapter calls :func:`use_course_style` once.  Figures worth keeping as files (for slides,
+the README or another page) are written with :func:`save_figure`, so that a file in ``figures/``
+is always produced by code in the repository.  Running a chapter by hand refreshes its file in
+``figures/``; a book build or a test run (``ACECOURSE_BOOK_BUILD`` or ``ACECOURSE_CI`` set) writes
+to ``_build/figures/`` instead, so that building the website never modifies tracked files.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
 FIGURES_DIR = Path(__file__).resolve().parents[1] / "figures"
+BUILD_FIGURES_DIR = Path(__file__).resolve().parents[1] / "_build" / "figures"
 
 COLORS = {"C": "#4d4d4d", "H": "#1f77b4", "O": "#d62728"}
 """Element colours used in every per-element plot."""
@@ -40,10 +44,19 @@ def use_course_style() -> None:
 
 
 def save_figure(fig: plt.Figure, name: str, directory: Path | None = None) -> Path:
-    """Save ``fig`` as ``figures/<name>.png`` (creating the folder) and return the path."""
+    """Save ``fig`` as ``<directory>/<name>.png`` (creating the folder) and return the path.
+
+    ``directory`` defaults to ``figures/``, or to ``_build/figures/`` during a book build or a test
+    run (``ACECOURSE_BOOK_BUILD`` or ``ACECOURSE_CI`` set), which must not modify tracked files.
+    """
     if "/" in name or name.endswith(".png"):
         raise ValueError(f"give a bare figure name without folder or extension, got {name!r}")
-    target = Path(directory) if directory is not None else FIGURES_DIR
+    if directory is not None:
+        target = Path(directory)
+    elif os.environ.get("ACECOURSE_BOOK_BUILD") or os.environ.get("ACECOURSE_CI"):
+        target = BUILD_FIGURES_DIR
+    else:
+        target = FIGURES_DIR
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.png"
     fig.savefig(path, bbox_inches="tight")

@@ -1,8 +1,32 @@
 """The course's shared display helpers."""
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from acecourse import plotting
 from acecourse.plotting import markdown_table
 
 
 def test_markdown_table_rows_and_escaped_bars():
     text = markdown_table(["a", "b"], [[1, "x|y"], [2.5, None]])
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |", "| 2.5 | None |"]
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [({"ACECOURSE_CI": "1"}, "build"), ({"ACECOURSE_BOOK_BUILD": "1"}, "build"), ({}, "figures")],
+)
+def test_save_figure_leaves_tracked_figures_alone_in_builds(monkeypatch, tmp_path, env, expected):
+    monkeypatch.delenv("ACECOURSE_CI", raising=False)
+    monkeypatch.delenv("ACECOURSE_BOOK_BUILD", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(plotting, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(plotting, "BUILD_FIGURES_DIR", tmp_path / "build")
+    fig = plt.figure()
+    path = plotting.save_figure(fig, "probe")
+    plt.close(fig)
+    assert path == tmp_path / expected / "probe.png" and path.is_file()
