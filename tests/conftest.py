@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from kernel_env import kernel_environment  # the book build's kernel settings
+from kernel_env import kernel_process_environment  # the book build's kernel settings
 
 TOC_PATH = Path(os.environ.get("ACECOURSE_TOC", ROOT / "_toc.yml")).resolve()
 BUILD_ROOT = ROOT / "_build"
@@ -113,7 +113,7 @@ def execute_notebook(relpath: str) -> float:
     start = time.perf_counter()
     ok = False
     try:
-        client.execute(env={**os.environ, **kernel_environment()})
+        client.execute(env=kernel_process_environment())
         ok = True
     finally:
         seconds = time.perf_counter() - start

@@ -59,13 +59,21 @@ def expected_shapes(config: MACEConfig, layer: int) -> dict[str, tuple[int, ...]
         torch.set_default_dtype(previous)
     conv = model.interactions[layer - 1].conv_tp
     shapes = {
-        "h_in": (n_atoms, d_in), "edge_vectors": (n_edges, 3), "Y": (n_edges, n_sh),
+        "h_in": (n_atoms, d_in),
+        "edge_vectors": (n_edges, 3),
+        "Y": (n_edges, n_sh),
         "radial_basis": (n_edges, config.num_bessel),
-        "radial_weights": (n_edges, conv.weight_numel), "h_up": (n_atoms, d_in),
-        "h_j": (n_edges, d_in), "messages": (n_edges, conv.irreps_out.dim),
-        "summed": (n_atoms, conv.irreps_out.dim), "A": (n_atoms, channels, n_sh),
-        "sc": (n_atoms, d_out), "m": (n_atoms, d_out), "h_lin": (n_atoms, d_out),
-        "h_out": (n_atoms, d_out), "E_t": (n_atoms,),
+        "radial_weights": (n_edges, conv.weight_numel),
+        "h_up": (n_atoms, d_in),
+        "h_j": (n_edges, d_in),
+        "messages": (n_edges, conv.irreps_out.dim),
+        "summed": (n_atoms, conv.irreps_out.dim),
+        "A": (n_atoms, channels, n_sh),
+        "sc": (n_atoms, d_out),
+        "m": (n_atoms, d_out),
+        "h_lin": (n_atoms, d_out),
+        "h_out": (n_atoms, d_out),
+        "E_t": (n_atoms,),
     }
     if layer == 1:
         del shapes["sc"]  # the first layer has no residual
@@ -150,8 +158,9 @@ def test_save_svg_is_reproducible_and_keeps_its_description(tmp_path):
 def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys):
     stale = tmp_path / "mace_layer_shapes.svg"
     fig = diagrams.ace_pipeline_figure()
-    diagrams.save_svg(fig, "mace_layer_shapes", description='{"layer": 2, "shapes": {}}',
-                      directory=tmp_path)
+    diagrams.save_svg(
+        fig, "mace_layer_shapes", description='{"layer": 2, "shapes": {}}', directory=tmp_path
+    )
     plt.close(fig)
     assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
     assert "stale" in capsys.readouterr().err

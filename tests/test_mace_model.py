@@ -75,16 +75,23 @@ def test_small_scaleshift_matches_mace(frames):
 
 
 def test_small_plain_mace_residual_first_matches_mace(frames):
-    config = cm.MACEConfig(hidden_irreps="16x0e+16x1o", max_ell=2, scale_shift=False,
-                           first_interaction_residual=True)
+    config = cm.MACEConfig(
+        hidden_irreps="16x0e+16x1o", max_ell=2, scale_shift=False, first_interaction_residual=True
+    )
     de, df = _compare(config, frames)
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
 def test_rmd17_structure_matches_mace(frames):
     """(b) the rMD17 structure (0e+1o+2e hidden, l_max 3, correlation 3) with 8 channels."""
-    config = cm.MACEConfig(hidden_irreps="8x0e+8x1o+8x2e", max_ell=3, correlation=3,
-                           radial_MLP=[16, 16], MLP_irreps="8x0e", scale=0.9)
+    config = cm.MACEConfig(
+        hidden_irreps="8x0e+8x1o+8x2e",
+        max_ell=3,
+        correlation=3,
+        radial_MLP=[16, 16],
+        MLP_irreps="8x0e",
+        scale=0.9,
+    )
     de, df = _compare(config, frames[:2])
     assert de < 1e-10 and df < 1e-10, (de, df)
 
@@ -129,8 +136,9 @@ def test_symmetric_contraction_is_symmetric_polynomial():
 
 def test_one_layer_model_matches_mace(frames):
     """A single interaction: mace keeps the linear readout (no MLP) — the body-order setting."""
-    config = cm.MACEConfig(hidden_irreps="8x0e+8x1o", max_ell=2, correlation=2,
-                           num_interactions=1, radial_MLP=[16, 16])
+    config = cm.MACEConfig(
+        hidden_irreps="8x0e+8x1o", max_ell=2, correlation=2, num_interactions=1, radial_MLP=[16, 16]
+    )
     de, df = _compare(config, frames[:1])
     assert de < 1e-10 and df < 1e-10, (de, df)
 
@@ -154,8 +162,13 @@ def _module_pair(seed: int = 0):
     and with the small A of a real molecule, the nu = 3 term of layer 2 moves the energy by only
     ~1e-9 eV, so a model-level comparison tests it weakly.  Here every weight is N(0, 1).
     """
-    config = cm.MACEConfig(hidden_irreps="8x0e+8x1o+8x2e", max_ell=3, correlation=3,
-                           radial_MLP=[16, 16], MLP_irreps="8x0e")
+    config = cm.MACEConfig(
+        hidden_irreps="8x0e+8x1o+8x2e",
+        max_ell=3,
+        correlation=3,
+        radial_MLP=[16, 16],
+        MLP_irreps="8x0e",
+    )
     torch.manual_seed(seed)
     reference = cm.build_mace_torch(config)
     with torch.no_grad():
@@ -205,13 +218,17 @@ def test_interaction_and_product_blocks_match_mace():
     edge_radial, _ = reference.radial_embedding(
         vectors.norm(dim=1, keepdim=True), onehot, edge_index, reference.atomic_numbers
     )
-    assert torch.allclose(edge_radial, course.radial(vectors.norm(dim=1, keepdim=True)),
-                          rtol=1e-14, atol=0)
+    assert torch.allclose(
+        edge_radial, course.radial(vectors.norm(dim=1, keepdim=True)), rtol=1e-14, atol=0
+    )
     inputs = [8, reference.interactions[1].node_feats_irreps.dim]  # 8x0e, then 8x0e+8x1o+8x2e
     for t, dim in enumerate(inputs):
         h = torch.randn(n_nodes, dim, generator=generator)
         a_ref, sc_ref = reference.interactions[t](
-            node_attrs=onehot, node_feats=h, edge_attrs=edge_sh, edge_feats=edge_radial,
+            node_attrs=onehot,
+            node_feats=h,
+            edge_attrs=edge_sh,
+            edge_feats=edge_radial,
             edge_index=edge_index,
         )
         a, sc = course.interactions[t](h, onehot, edge_sh, edge_radial, edge_index)
@@ -250,7 +267,9 @@ def test_linear_readout_option_bounds_the_body_order():
     generator = torch.Generator().manual_seed(4)
     directions = torch.randn(4, 3, generator=generator)
     radii = torch.tensor([[1.0], [1.5], [2.0], [2.4]])  # every pair closer than 4.8 Å < r_c
-    cluster = torch.cat([torch.zeros(1, 3), directions / directions.norm(dim=1, keepdim=True) * radii])
+    cluster = torch.cat(
+        [torch.zeros(1, 3), directions / directions.norm(dim=1, keepdim=True) * radii]
+    )
     moves = torch.randn(4, 3, generator=generator)
     elements = torch.tensor([1, 0, 2, 1, 0])
 
@@ -268,8 +287,14 @@ def test_linear_readout_option_bounds_the_body_order():
 
     models = {}
     for nonlinear in (False, True):
-        config = cm.MACEConfig(hidden_irreps="4x0e+4x1o", max_ell=2, correlation=1,
-                               radial_MLP=[8], MLP_irreps="4x0e", nonlinear_readout=nonlinear)
+        config = cm.MACEConfig(
+            hidden_irreps="4x0e+4x1o",
+            max_ell=2,
+            correlation=1,
+            radial_MLP=[8],
+            MLP_irreps="4x0e",
+            nonlinear_readout=nonlinear,
+        )
         torch.manual_seed(0)
         models[nonlinear] = cm.CourseMACE(config)
     linear, mlp = mixed(models[False]), mixed(models[True])
@@ -288,12 +313,13 @@ def test_edge_harmonics_convention_of_the_docstring():
     assert torch.allclose(y1, 3**0.5 * unit, atol=1e-14)  # e_x -> (√3, 0, 0), ...: order x, y, z
     generator = torch.Generator().manual_seed(5)
     vectors = torch.randn(20, 3, generator=generator)
-    sh = o3.spherical_harmonics(o3.Irreps.spherical_harmonics(3), vectors, normalize=True,
-                                normalization="component")
+    sh = o3.spherical_harmonics(
+        o3.Irreps.spherical_harmonics(3), vectors, normalize=True, normalization="component"
+    )
     unit_vectors = (vectors / vectors.norm(dim=1, keepdim=True)).numpy()
     ours = real_spherical_harmonics(3, unit_vectors[:, [2, 0, 1]]) * (4 * math.pi) ** 0.5
     for l in range(4):
-        block = sh[:, l * l:(l + 1) ** 2]
+        block = sh[:, l * l : (l + 1) ** 2]
         assert torch.allclose((block**2).sum(1), torch.full((20,), 2.0 * l + 1), rtol=1e-12)
         # e3nn's Y_l(r) = sqrt(4 pi) x the course's Y_l at the permuted point (z, x, y)
-        assert abs(block.numpy() - ours[:, l * l:(l + 1) ** 2]).max() < 1e-13
+        assert abs(block.numpy() - ours[:, l * l : (l + 1) ** 2]).max() < 1e-13

@@ -6,7 +6,6 @@ page that imports ``acecourse.mace`` or ``acecourse.training``.  Checked with th
 the kernels that execute the chapters (``book/_ext/kernel_env.py``).
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
-from kernel_env import kernel_environment  # the website kernels' settings
+from kernel_env import kernel_process_environment  # the website kernels' settings
 
-KERNEL_ENV = {**os.environ, **kernel_environment()}
+KERNEL_ENV = kernel_process_environment()
 
 
 @pytest.mark.parametrize(

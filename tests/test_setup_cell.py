@@ -189,6 +189,7 @@ def _run(python: Path, code: str, cwd: Path, **env: str) -> subprocess.Completed
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("ACECOURSE_", "PIP_", "PYTHON", "VIRTUAL_ENV"))
+        and k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"  # set in this process by mace-torch's import
     }
     environment.update(env)
     return subprocess.run(

@@ -34,6 +34,21 @@ WARNING_FILTERS = (
 )
 
 
+#: Variables a parent process may carry only because it imported mace-torch itself (mace-torch sets
+#: ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` at import): a kernel that inherits it makes e3nn warn, with
+#: the machine's path, when e3nn loads its constants.  The pytest session that runs the unit tests
+#: before the notebooks is such a parent.
+PROCESS_LOCAL = ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",)
+
+
+def kernel_process_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment for a website kernel: ``base`` (default ``os.environ``) without
+    :data:`PROCESS_LOCAL`, plus :func:`kernel_environment`."""
+    base = os.environ if base is None else base
+    kept = {k: v for k, v in base.items() if k not in PROCESS_LOCAL}
+    return {**kept, **kernel_environment(base)}
+
+
 def kernel_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables to add to ``base`` (default ``os.environ``) for a website kernel.
 
@@ -47,5 +62,7 @@ def kernel_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def setup(app):
+    for name in PROCESS_LOCAL:
+        os.environ.pop(name, None)
     os.environ.update(kernel_environment())
     return {"parallel_read_safe": True, "parallel_write_safe": True}
