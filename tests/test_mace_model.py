@@ -8,12 +8,17 @@ import pytest
 import torch
 
 import acecourse.mace as cm
-from acecourse.data import load_rmd17_ethanol
+from acecourse.data import load_rmd17_ethanol, resolve_data_dir, rmd17
 from acecourse.equivariance import assert_equivariant, forces_from_energy
 from acecourse.maths.spherical_harmonics import real_spherical_harmonics
 
 CUTOFF = 5.0
-
+DATA_DIR = resolve_data_dir()
+HAVE_DATA = all((DATA_DIR / name).is_file() for name in rmd17.SHA256)
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA,
+    reason=f"rMD17 ethanol split 01 not found (searched {DATA_DIR}; set {rmd17.ENV_VAR})",
+)
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 
@@ -56,8 +61,8 @@ def test_radial_basis_matches_mace():
     from mace.modules.radial import BesselBasis, PolynomialCutoff
 
     r = torch.linspace(0.1, 6.0, 60)[:, None]
-    assert torch.allclose(cm.bessel_basis(r, 5.0, 8), BesselBasis(5.0, 8)(r), atol=1e-14)
-    assert torch.allclose(cm.polynomial_cutoff(r, 5.0, 5), PolynomialCutoff(5.0, 5)(r), atol=1e-14)
+    assert (cm.bessel_basis(r, 5.0, 8) - BesselBasis(5.0, 8)(r)).abs().max() < 1e-14
+    assert (cm.polynomial_cutoff(r, 5.0, 5) - PolynomialCutoff(5.0, 5)(r)).abs().max() < 1e-14
     # envelope: 1 at r=0, 0 at and beyond r_c, with vanishing first derivative at r_c
     x = torch.tensor([[0.0], [5.0], [5.5]])
     f = cm.polynomial_cutoff(x, 5.0, 5)
@@ -67,6 +72,7 @@ def test_radial_basis_matches_mace():
     assert abs(slope.item()) < 1e-7  # f ~ (r_c - r)^3: value and two derivatives vanish
 
 
+@needs_data
 def test_small_scaleshift_matches_mace(frames):
     """(a) 16 channels, l_max 2, correlation 3, 2 layers; mace_run_train's block choice."""
     config = cm.MACEConfig(hidden_irreps="16x0e+16x1o", max_ell=2, scale=1.7, shift=-0.3)
@@ -74,6 +80,7 @@ def test_small_scaleshift_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
+@needs_data
 def test_small_plain_mace_residual_first_matches_mace(frames):
     config = cm.MACEConfig(
         hidden_irreps="16x0e+16x1o", max_ell=2, scale_shift=False, first_interaction_residual=True
@@ -82,6 +89,7 @@ def test_small_plain_mace_residual_first_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
+@needs_data
 def test_rmd17_structure_matches_mace(frames):
     """(b) the rMD17 structure (0e+1o+2e hidden, l_max 3, correlation 3) with 8 channels."""
     config = cm.MACEConfig(
@@ -96,6 +104,7 @@ def test_rmd17_structure_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
+@needs_data
 def test_equivariance_and_permutation_invariance(frames):
     config = cm.MACEConfig(hidden_irreps="8x0e+8x1o", max_ell=2, radial_MLP=[16, 16])
     torch.manual_seed(1)
@@ -131,9 +140,10 @@ def test_symmetric_contraction_is_symmetric_polynomial():
         for ws in sc.weights:
             ws[0].zero_()
             ws[2].zero_()
-    assert torch.allclose(sc(2.0 * a, element), 4.0 * sc(a, element), atol=1e-12)
+    assert torch.allclose(sc(2.0 * a, element), 4.0 * sc(a, element), rtol=1e-13, atol=0)
 
 
+@needs_data
 def test_one_layer_model_matches_mace(frames):
     """A single interaction: mace keeps the linear readout (no MLP) — the body-order setting."""
     config = cm.MACEConfig(
@@ -310,7 +320,7 @@ def test_edge_harmonics_convention_of_the_docstring():
 
     unit = torch.eye(3)
     y1 = o3.spherical_harmonics(1, unit, normalize=True, normalization="component")
-    assert torch.allclose(y1, 3**0.5 * unit, atol=1e-14)  # e_x -> (√3, 0, 0), ...: order x, y, z
+    assert (y1 - 3**0.5 * unit).abs().max() < 1e-14  # e_x -> (√3, 0, 0), ...: order x, y, z
     generator = torch.Generator().manual_seed(5)
     vectors = torch.randn(20, 3, generator=generator)
     sh = o3.spherical_harmonics(
@@ -320,6 +330,6 @@ def test_edge_harmonics_convention_of_the_docstring():
     ours = real_spherical_harmonics(3, unit_vectors[:, [2, 0, 1]]) * (4 * math.pi) ** 0.5
     for l in range(4):
         block = sh[:, l * l : (l + 1) ** 2]
-        assert torch.allclose((block**2).sum(1), torch.full((20,), 2.0 * l + 1), rtol=1e-12)
+        assert torch.allclose((block**2).sum(1), torch.full((20,), 2.0 * l + 1), rtol=1e-12, atol=0)
         # e3nn's Y_l(r) = sqrt(4 pi) x the course's Y_l at the permuted point (z, x, y)
         assert abs(block.numpy() - ours[:, l * l : (l + 1) ** 2]).max() < 1e-13
