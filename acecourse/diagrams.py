@@ -161,10 +161,10 @@ def ace_pipeline_figure() -> plt.Figure:
 # --------------------------------------------------------------------------------------------
 MACE_STAGES = {
     "h_in": "node features h^(t-1) entering the layer",
-    "edge_vectors": "edge vectors r_ij",
-    "Y": "spherical harmonics Y(r_ij) of every edge",
+    "edge_vectors": "edge vectors r_i - r_j (mace-torch's convention, -r_ij)",
+    "Y": "spherical harmonics Y(-r_ij) of every edge",
     "radial_basis": "Bessel functions times the envelope",
-    "radial_weights": "radial MLP output: one weight per channel and path",
+    "radial_weights": "radial MLP output: one weight per channel and coupling path",
     "h_up": "node features after linear_up",
     "h_j": "the sender's features on every edge",
     "messages": "channel-wise tensor product on every edge",
@@ -285,23 +285,24 @@ def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: 
           f"node features $h^{{({t - 1})}}_i$\n(output of layer {t - 1})" if t > 1
           else "node features $h^{(0)}_i$\n(element embedding)", color=_DATA)
     c.box("r", 8.45, 9.95, 2.6, 0.75, "edges $j \\to i$ with $r_{ij} < r_c$\n"
-          "vectors $\\mathbf{r}_{ij}$", color=_DATA)
+          "vectors $\\mathbf{r}_i - \\mathbf{r}_j$ (mace)", color=_DATA)
     c.box("up", x_node, 8.55, 3.3, 0.7, "linear_up\n(mixes channels)", color=_NODE)
     c.box("Y", x_edge, 8.55, 2.9, 0.7, "spherical harmonics\n"
-          "$Y_{l}^{m}(\\hat{\\mathbf{r}}_{ij})$, $l \\leq l_{\\max}$", color=_EDGE)
+          "$Y_{l}^{m}(-\\hat{\\mathbf{r}}_{ij})$, $l \\leq l_{\\max}$", color=_EDGE)
     c.box("bessel", x_radial, 8.55, 2.9, 0.7, "Bessel basis $\\times$ envelope\n"
-          "$\\sin(n\\pi r_{ij}/r_c)\\,f_c(r_{ij})/r_{ij}$", color=_EDGE)
+          "$\\sqrt{2/r_c}\\,\\sin(n\\pi r_{ij}/r_c)\\,f_c(r_{ij})/r_{ij}$", color=_EDGE)
     c.box("gather", x_node, 7.15, 3.3, 0.7, "copy to edges:\n$h_j$ on every edge $j \\to i$",
           color=_EDGE)
-    c.box("mlp", x_radial, 7.15, 2.9, 0.7, "radial MLP\n$R^{(t)}_{k\\eta}(r_{ij})$",
+    c.box("mlp", x_radial, 7.15, 2.9, 0.7, "radial MLP\n$R^{(t)}_{k,l_1l_2l_3}(r_{ij})$",
           color=_EDGE)
     c.box("tp", x_edge, 5.85, 5.4, 0.8, "channel-wise tensor product (conv_tp)\n"
-          "$R(r_{ij})\\,[\\,Y(\\hat{\\mathbf{r}}_{ij}) \\otimes h_j\\,]$: "
+          "$R(r_{ij})\\,[\\,Y(-\\hat{\\mathbf{r}}_{ij}) \\otimes h_j\\,]$: "
           "one weight per channel and path", color=_EDGE)
     c.box("sum", x_mid, 4.6, 3.9, 0.65, "sum over neighbours $j \\in \\mathcal{N}(i)$",
           color=_NODE)
     c.box("A", x_mid, 3.45, 4.6, 0.7,
-          "linear, $/\\bar N$" + ("" if residual else ", element-dependent linear")
+          "linear ($K\\times K$ per path), $/\\bar N$"
+          + ("" if residual else ", linear chosen by $z_i$")
           + f"\n$\\rightarrow$ atomic basis $A^{{({t})}}_{{i,klm}}$", color=_NODE)
     c.box("prod", x_mid, 2.2, 4.6, 0.8, "symmetric contraction: products of up to\n"
           "$\\nu$ factors $A$, weights $W_{z_i k \\eta}$ $\\rightarrow$ message $m_i$",
