@@ -119,3 +119,18 @@ def test_derivative_matches_autograd():
     reference = torch.func.jacrev(lambda p: basis(base_of(p)))(pos).reshape(5, basis.n_features, 15)
     assert torch.allclose(values, basis(base_of(pos)), atol=1e-14, rtol=0)
     assert torch.allclose(derivative, reference, atol=1e-12, rtol=0)
+
+
+def test_envelope_is_mace_torchs():
+    """Chapter 01/01 says MACE uses the same envelope and mace-torch's training default is p = 5."""
+    import acecourse._mace_import  # noqa: F401, I001  (first: mace-torch without its cuEquivariance notice)
+    from mace.modules.radial import PolynomialCutoff
+    from mace.tools.arg_parser import build_default_arg_parser
+
+    r = torch.linspace(0.0, 1.2 * R_CUT, 121, dtype=torch.float64)
+    for p in (5, 6):
+        theirs = PolynomialCutoff(R_CUT, p)(r).to(torch.float64)
+        assert torch.allclose(polynomial_envelope(r, R_CUT, p), theirs, atol=1e-14, rtol=0)
+    # the comparison can fail: the two orders differ
+    assert (polynomial_envelope(r, R_CUT, 5) - polynomial_envelope(r, R_CUT, 6)).abs().max() > 1e-2
+    assert build_default_arg_parser().get_default("num_cutoff_basis") == 5
