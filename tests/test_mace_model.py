@@ -128,6 +128,20 @@ def test_equivariance_and_permutation_invariance(frames):
     assert_equivariant(node_features, positions, element, "8x0e+8x1o", atol=1e-10)
 
 
+def test_linear_after_the_tensor_product_has_one_matrix_per_path():
+    """W_{k k~, l1 l2 l3}: one K x K matrix per coupling path, not one per output degree l3."""
+    config = cm.MACEConfig(
+        hidden_irreps="8x0e+8x1o+8x2e", max_ell=3, radial_MLP=[16, 16], MLP_irreps="8x0e"
+    )
+    reference, course = _pair(config)
+    paths = [len(block.conv_tp.instructions) for block in reference.interactions]
+    assert paths == [len(block.conv_tp.instructions) for block in course.interactions] == [4, 17]
+    for ref, ours, n_paths in zip(reference.interactions, course.interactions, paths):
+        assert ref.linear.weight_numel == ours.linear.weight_numel == n_paths * 8 * 8
+    degrees = len(reference.interactions[1].linear.irreps_out)  # 0e, 1o, 2e, 3o
+    assert degrees == 4 and reference.interactions[1].linear.weight_numel > degrees * 8 * 8
+
+
 def test_symmetric_contraction_is_symmetric_polynomial():
     """The product basis of order nu is a homogeneous polynomial of degree nu in A."""
     torch.manual_seed(0)

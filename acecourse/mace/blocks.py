@@ -195,13 +195,15 @@ class Interaction(torch.nn.Module):
     r"""One MACE interaction: the one-particle basis :math:`A_{i,kLM}` of eqs. (8)–(9).
 
     .. math::
-        A_{i,k l_3 m_3} = \frac{1}{\bar N}\sum_{\tilde k} W_{k\tilde k l_3}
-        \sum_{j\in\mathcal N(i)} \sum_{l_1 m_1 l_2 m_2} C^{l_3 m_3}_{l_1 m_1 l_2 m_2}
+        A_{i,k l_3 m_3} = \frac{1}{\bar N}\sum_{l_1 l_2}\sum_{\tilde k} W_{k\tilde k,\,l_1 l_2 l_3}
+        \sum_{j\in\mathcal N(i)} \sum_{m_1 m_2} C^{l_3 m_3}_{l_1 m_1 l_2 m_2}
         R_{\tilde k l_1 l_2 l_3}(r_{ij}) Y_{l_1}^{m_1}(\hat r_{ij}) \bar h_{j,\tilde k l_2 m_2}
 
     with :math:`\bar h = ` ``linear_up(h)``, :math:`R` from the radial MLP, the channel-wise
     tensor product ``conv_tp`` (one weight per channel and path) and ``linear`` the mixing
-    :math:`W`.  ``residual=True`` is ``RealAgnosticResidualInteractionBlock`` (it also returns the
+    :math:`W`: one :math:`K\times K` matrix per coupling path :math:`(l_1, l_2) \to l_3`, since
+    the tensor product's outputs are sorted but not merged (``irreps_mid`` has one block per
+    path, as in mace-torch).  ``residual=True`` is ``RealAgnosticResidualInteractionBlock`` (it also returns the
     element-dependent self-connection ``sc`` of the input features); ``residual=False`` is
     ``RealAgnosticInteractionBlock`` (the element-dependent linear acts on the message and
     ``sc`` is ``None``).
