@@ -2,11 +2,22 @@
 
 Tests that need the real files use the course's offline mirror (``../shared/data/rmd17`` next to
 the repository, or ``$ACECOURSE_RMD17_DIR``) and are skipped, with the reason, when it is absent.
+
+Downloads never use the network: ``file://`` folders stand in for a mirror, a small
+``rmd17.tar.bz2`` built from the mirror's two files stands in for the public archive (same
+layout, and the rebuilt files have the published content hashes), and an HTTP server on
+127.0.0.1 answers as figshare's addresses do (an empty ``HTTP 202`` bot challenge, an empty
+``HTTP 200``, an HTML page, ``HTTP 403``, or the archive), so the fall-back from one address to
+the next really runs.
 """
 
 from __future__ import annotations
 
+import http.server
+import io
 import shutil
+import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +325,208 @@ def test_cli_runs_as_a_module(tmp_path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "--dir" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- the public archive
+def _archive_bytes() -> bytes:
+    """A small rMD17 archive with the public archive's layout: ``npz_data/rmd17_ethanol.npz``
+    holds the mirror's train frames then its test frames, and the split indices select them
+    back (0..999 and 1000..1999), so that the rebuilt files have the published content."""
+    with (
+        np.load(DATA_DIR / "rmd17_ethanol_train_01.npz") as train,
+        np.load(DATA_DIR / "rmd17_ethanol_test_01.npz") as test,
+    ):
+        full = {
+            key: train[key] if key == "nuclear_charges" else np.concatenate([train[key], test[key]])
+            for key in train.files
+        }
+    members = {"npz_data/rmd17_ethanol.npz": io.BytesIO()}
+    np.savez(members["npz_data/rmd17_ethanol.npz"], **full)
+    members["splits/index_train_01.csv"] = io.BytesIO(
+        "\n".join(str(i) for i in range(1000)).encode()
+    )
+    members["splits/index_test_01.csv"] = io.BytesIO(
+        "\n".join(str(i) for i in range(1000, 2000)).encode()
+    )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:bz2") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"rmd17/{name}")
+            info.size = len(data.getvalue())
+            tar.addfile(info, io.BytesIO(data.getvalue()))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    if not HAVE_DATA:
+        pytest.skip(f"rMD17 ethanol split 01 not found (searched {DATA_DIR})")
+    path = tmp_path_factory.mktemp("archive") / "rmd17.tar.bz2"
+    path.write_bytes(_archive_bytes())
+    return path
+
+
+class _FigshareLike(http.server.BaseHTTPRequestHandler):
+    """Answers as the public addresses may: see :data:`ROUTES`."""
+
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        status, headers, body = self.server.routes[self.path.split("?")[0]]
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def _routes(archive_bytes: bytes) -> dict[str, tuple[int, dict, bytes]]:
+    return {
+        # figshare.com/ndownloader/files/<id> to a script: an empty 202 and a WAF header
+        "/waf": (202, {"x-amzn-waf-action": "challenge"}, b""),
+        "/empty": (200, {}, b""),
+        "/html": (200, {"Content-Type": "text/html"}, b"<html><body>Just a moment</body></html>"),
+        "/forbidden": (403, {}, b"Forbidden"),
+        "/archive": (200, {"Content-Type": "application/octet-stream"}, archive_bytes),
+    }
+
+
+@pytest.fixture
+def figshare(monkeypatch, request):
+    """An HTTP server on 127.0.0.1; yields (base URL, list of requested paths)."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    archive_bytes = b""
+    if "archive" in request.fixturenames:
+        archive_bytes = request.getfixturevalue("archive").read_bytes()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FigshareLike)
+    httpd.routes = _routes(archive_bytes)
+    httpd.hits = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_public_addresses_avoid_figshares_bot_challenge() -> None:
+    urls = rmd17.RMD17_ARCHIVE_URLS
+    assert urls[0] == "https://api.figshare.com/v2/file/download/23950376"
+    assert rmd17.RMD17_ARCHIVE_URL == urls[0]
+    assert urls[1] == "https://ndownloader.figshare.com/files/23950376"
+    # the address that answers scripts with a challenge is not among them
+    assert not any(u.startswith("https://figshare.com/ndownloader/") for u in urls)
+
+
+def test_archive_download_rebuilds_the_published_splits(tmp_path, archive) -> None:
+    """The archive path (Colab's and Binder's default): extraction, re-indexing, content hash."""
+    target = tmp_path / "target"
+    assert rmd17.download_rmd17(target, url=archive.as_uri()) == target
+    for name in FILES:
+        assert rmd17.content_sha256(target / name) == rmd17.CONTENT_SHA256[name]
+        rmd17.verify_file(target / name)
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILES)  # no partial file left
+    frames = load_rmd17_ethanol("test", data_dir=target, indices=[0, 999])
+    reference = load_rmd17_ethanol("test", indices=[0, 999])
+    for got, want in zip(frames, reference, strict=True):
+        np.testing.assert_array_equal(got.positions, want.positions)
+        assert got.info[rmd17.ENERGY_KEY] == want.info[rmd17.ENERGY_KEY]
+
+
+def test_archive_with_other_frames_is_refused_and_leaves_nothing(tmp_path, archive) -> None:
+    """Split indices that select other frames give files with the wrong content: refused."""
+    with tarfile.open(archive, "r:bz2") as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar}
+    members["rmd17/splits/index_test_01.csv"] = "\n".join(
+        str(i) for i in range(999, 1999)
+    ).encode()  # shifted by one frame
+    altered = tmp_path / "altered.tar.bz2"
+    with tarfile.open(altered, "w:bz2") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target = tmp_path / "target"
+    with pytest.raises(RMD17DataError, match="truncated or altered"):
+        rmd17.download_rmd17(target, url=altered.as_uri())
+    # the train file was good and is kept; the test file never gets its final name
+    assert sorted(p.name for p in target.iterdir()) == ["rmd17_ethanol_train_01.npz"]
+
+
+def test_download_falls_back_past_a_bot_challenge(tmp_path, figshare, archive) -> None:
+    base, hits = figshare
+    target = tmp_path / "target"
+    rmd17.download_rmd17(target, url=[f"{base}/waf", f"{base}/archive"])
+    assert hits == ["/waf", "/archive"]  # the challenge was met first, then the next address
+    for name in FILES:
+        rmd17.verify_file(target / name)
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILES)
+
+
+def test_loader_tries_the_public_addresses_in_order(tmp_path, figshare, archive, monkeypatch):
+    """``load_rmd17_ethanol(..., download=True)`` (the setup cell's call) walks the addresses."""
+    base, hits = figshare
+    monkeypatch.delenv(rmd17.URL_ENV_VAR, raising=False)
+    monkeypatch.setattr(
+        rmd17, "RMD17_ARCHIVE_URLS", (f"{base}/waf", f"{base}/empty", f"{base}/archive")
+    )
+    frames = load_rmd17_ethanol("train", data_dir=tmp_path / "d", indices=[5], download=True)
+    assert [a.info["rmd17_index"] for a in frames] == [5]
+    assert hits == ["/waf", "/empty", "/archive"]
+
+
+def test_every_source_failing_names_each_cause(tmp_path, figshare) -> None:
+    base, hits = figshare
+    urls = [f"{base}/{name}" for name in ("waf", "empty", "html", "forbidden")]
+    with pytest.raises(RMD17DataError) as error:
+        rmd17.download_rmd17(tmp_path / "target", url=urls)
+    message = str(error.value)
+    assert "\n" not in message, message
+    assert hits == ["/waf", "/empty", "/html", "/forbidden"]
+    for url, cause in zip(
+        urls,
+        (
+            "HTTP 202 with a bot challenge (x-amzn-waf-action: challenge)",
+            "the answer was empty (0 bytes)",
+            "not bzip2 (first bytes b'<ht')",
+            "HTTP 403 instead of the file",
+        ),
+        strict=True,
+    ):
+        assert f"{url}" in message and cause in message, (cause, message)
+    assert rmd17.URL_ENV_VAR in message and rmd17.ARCHIVE_COMMAND in message, message
+    assert not list((tmp_path / "target").iterdir())
+
+
+def test_one_failing_source_still_says_what_to_do(tmp_path, figshare) -> None:
+    base, _ = figshare
+    with pytest.raises(RMD17DataError) as error:
+        rmd17.download_rmd17(tmp_path / "target", url=f"{base}/waf")
+    message = str(error.value)
+    assert "\n" not in message and "bot challenge" in message and rmd17.URL_ENV_VAR in message
+
+
+def test_check_url_reads_the_start_of_each_address(figshare, archive, capsys) -> None:
+    base, _ = figshare
+    assert rmd17.check_url(f"{base}/archive").startswith("bzip2 archive (1024 bytes read)")
+    with pytest.raises(RMD17DataError, match="bot challenge"):
+        rmd17.check_url(f"{base}/waf")
+    with pytest.raises(RMD17DataError, match="does not start a bzip2 archive"):
+        rmd17.check_url(f"{base}/html")
+    status, out, err = _cli(["check-url", f"{base}/waf", f"{base}/archive"], capsys)
+    assert status == 0 and err == "", err
+    assert out.splitlines()[0].startswith(f"FAILED  could not download {base}/waf: HTTP 202")
+    assert out.splitlines()[1].startswith(f"ok      {base}/archive: bzip2 archive")
+    status, out, err = _cli(["check-url", f"{base}/forbidden"], capsys)
+    assert status == 1 and err.count("\n") == 1 and "no address serves" in err, err
+
+
+def test_cli_rebuilds_the_splits_from_an_archive_file(tmp_path, archive, capsys) -> None:
+    target = tmp_path / "target"
+    status, out, err = _cli(["download", "--dir", str(target), "--archive", str(archive)], capsys)
+    assert status == 0, err
+    assert out.strip().splitlines()[-1] == f"export {rmd17.ENV_VAR}={target}"
+    for name in FILES:
+        rmd17.verify_file(target / name)

@@ -17,6 +17,14 @@ when neither the argument nor the variable is set); ``python -m acecourse.data d
 does the same from a shell.  The environment variable ``ACECOURSE_RMD17_URL`` replaces the public
 archive by a folder (``https://`` or ``file://``) that serves the two split files themselves, e.g.
 a mirror; every downloaded file is checked against its SHA-256 as any other.
+
+The public archive is tried at each address of :data:`RMD17_ARCHIVE_URLS` in turn.  figshare's
+older address ``figshare.com/ndownloader/files/<id>`` answers scripts with an empty ``HTTP 202``
+and the header ``x-amzn-waf-action: challenge`` (a bot check meant for browsers), so the primary
+address is figshare's API, which redirects to the file.  Anything but ``HTTP 200`` with a bzip2
+body counts as a failure of that address, and the error, if every address fails, names each cause
+and what to do.  ``python -m acecourse.data check-url`` asks each address for its first kilobyte
+(a network check for maintainers; the tests never use the network).
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from ase import Atoms, units
@@ -57,8 +67,31 @@ CONTENT_SHA256 = {
     "rmd17_ethanol_test_01.npz": "cc94742a4ba08b02100e1dd728b0177c8e8fe2d23bb1a6d5a286aedf592dced2",
 }
 
-#: Public source: the rMD17 figshare record (article 12672038), a tar.bz2 with all molecules.
-RMD17_ARCHIVE_URL = "https://figshare.com/ndownloader/files/23950376"
+#: Public sources of the rMD17 archive (figshare article 12672038, file 23950376: a 1 GB tar.bz2
+#: with all molecules), tried in this order.  figshare's API redirects to the file without the bot
+#: challenge of ``figshare.com/ndownloader/...``; ``ndownloader.figshare.com`` redirects to the
+#: same file; the Materials Cloud address is a copy of the same archive seen in other projects'
+#: download code (not reachable from the course's machines, so unverified; its content is checked
+#: like any other).
+RMD17_ARCHIVE_URLS = (
+    "https://api.figshare.com/v2/file/download/23950376",
+    "https://ndownloader.figshare.com/files/23950376",
+    "https://archive.materialscloud.org/records/pfffs-fff86/files/rmd17.tar.bz2?download=1",
+)
+RMD17_ARCHIVE_URL = RMD17_ARCHIVE_URLS[0]
+"""The primary address of the public archive."""
+
+RMD17_RECORD = "https://doi.org/10.6084/m9.figshare.12672038"
+"""The rMD17 record, for a reader who downloads the archive in a browser."""
+
+ARCHIVE_COMMAND = "python -m acecourse.data download --dir DIR --archive rmd17.tar.bz2"
+"""The shell command that rebuilds the split files from an archive downloaded by hand."""
+
+BZIP2_MAGIC = b"BZh"
+TIMEOUT_S = 60
+"""Seconds without an answer (per connection or read) before a download attempt gives up."""
+
+_USER_AGENT = "acecourse-rmd17-downloader (python urllib)"
 
 KCAL_PER_MOL = units.kcal / units.mol  # eV per (kcal/mol)
 
@@ -142,14 +175,71 @@ def verify_file(path: Path, expected_name: str | None = None) -> None:
         )
 
 
-def _fetch(url: str, destination) -> None:
-    """Copy the resource at ``url`` into the open binary file ``destination`` (one-line errors)."""
+def _http_problem(status: int | None, headers) -> str:
+    """Why an HTTP answer is not the file, in a few words."""
+    if headers is not None and headers.get("x-amzn-waf-action"):
+        action = headers.get("x-amzn-waf-action")
+        return (
+            f"HTTP {status} with a bot challenge (x-amzn-waf-action: {action}) instead of the file"
+        )
+    return f"HTTP {status} instead of the file (HTTP 200)"
+
+
+def _fetch(url: str, destination, limit: int | None = None) -> int:
+    """Copy the resource at ``url`` into the open binary file ``destination``; return the bytes.
+
+    An ``http(s)`` answer other than 200 (206 for a ``limit``, a Range request), an empty body,
+    an unreachable address or a timeout raise :class:`RMD17DataError` with a one-line reason.
+    With ``limit``, at most that many bytes are asked for and copied.
+    """
+    headers = {"User-Agent": _USER_AGENT}
+    if limit is not None:
+        headers["Range"] = f"bytes=0-{limit - 1}"
     try:
-        with urllib.request.urlopen(url) as response:
-            shutil.copyfileobj(response, destination, length=1 << 20)
-    except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            status = getattr(response, "status", None)
+            if urlsplit(response.geturl()).scheme in ("http", "https"):
+                allowed = (200, 206) if limit is not None else (200,)
+                if status not in allowed:
+                    raise RMD17DataError(
+                        f"could not download {url}: {_http_problem(status, response.headers)}"
+                    )
+            if limit is None:
+                copied = 0
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    destination.write(block)
+                    copied += len(block)
+            else:
+                data = response.read(limit)
+                destination.write(data)
+                copied = len(data)
+    except RMD17DataError:
+        raise
+    except urllib.error.HTTPError as error:
+        problem = _http_problem(error.code, error.headers)
+        raise RMD17DataError(f"could not download {url}: {problem}") from error
+    except (OSError, ValueError) as error:  # URLError, timeouts and bad URLs
         reason = getattr(error, "reason", None) or error
         raise RMD17DataError(f"could not download {url}: {reason}") from error
+    if copied == 0:
+        raise RMD17DataError(f"could not download {url}: the answer was empty (0 bytes)")
+    return copied
+
+
+def check_url(url: str, size: int = 1024) -> str:
+    """Ask ``url`` for its first ``size`` bytes; return a short description if they start an
+    rMD17 archive (bzip2), else raise :class:`RMD17DataError` naming the problem.
+
+    A network check for maintainers (``python -m acecourse.data check-url``), never run in CI.
+    """
+    with tempfile.TemporaryFile() as head:
+        copied = _fetch(url, head, limit=size)
+        head.seek(0)
+        start = head.read(len(BZIP2_MAGIC))
+    if start != BZIP2_MAGIC:
+        raise RMD17DataError(f"{url} does not start a bzip2 archive (first bytes {start!r})")
+    return f"bzip2 archive ({copied} bytes read)"
 
 
 def download_split_files(target_dir: str | os.PathLike, base_url: str) -> Path:
@@ -178,52 +268,90 @@ def download_split_files(target_dir: str | os.PathLike, base_url: str) -> Path:
     return target
 
 
-def download_rmd17(target_dir: str | os.PathLike, url: str | None = None) -> Path:
-    """Download the ethanol split-01 files into ``target_dir`` and check them.
-
-    With ``url`` omitted: from the folder named by ``$ACECOURSE_RMD17_URL`` if that is set
-    (:func:`download_split_files`), otherwise from the public rMD17 archive.  An explicit ``url``
-    is the URL of the archive.
-
-    From the archive (needs internet; about 1 GB, streamed to a temporary file) the split files
-    are the frames of ``npz_data/rmd17_ethanol.npz`` listed in
-    ``splits/index_{train,test}_01.csv``; the rebuilt arrays are checked against
-    :data:`CONTENT_SHA256`.
-    """
-    if url is None:
-        if os.environ.get(URL_ENV_VAR):
-            return download_split_files(target_dir, os.environ[URL_ENV_VAR])
-        url = RMD17_ARCHIVE_URL
-    target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True)
+def _archive_members(url: str) -> dict[str, bytes]:
+    """Fetch the archive at ``url``; return the ethanol file and split indices it holds."""
+    wanted = ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv")
     with tempfile.TemporaryFile() as archive:
         _fetch(url, archive)
+        archive.seek(0)
+        start = archive.read(len(BZIP2_MAGIC))
+        if start != BZIP2_MAGIC:
+            raise RMD17DataError(
+                f"{url} is not a readable rMD17 archive: not bzip2 (first bytes {start!r})"
+            )
         archive.seek(0)
         members = {}
         try:
             with tarfile.open(fileobj=archive, mode="r:bz2") as tar:
                 for member in tar:
                     name = Path(member.name).name
-                    if name in ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv"):
+                    if name in wanted:
                         fobj = tar.extractfile(member)
-                        assert fobj is not None
-                        members[name] = fobj.read()
+                        if fobj is not None:
+                            members[name] = fobj.read()
         except (tarfile.TarError, EOFError, OSError) as error:
             raise RMD17DataError(f"{url} is not a readable rMD17 archive: {error}") from error
-    if len(members) != 3:
+    if len(members) != len(wanted):
         raise RMD17DataError(f"the archive at {url} lacks the ethanol data or its split indices")
+    return members
+
+
+def _write_splits(members: dict[str, bytes], target: Path) -> None:
+    """Rebuild the two split files from the archive's members; each is written under a temporary
+    name, checked against :data:`CONTENT_SHA256` and only then renamed."""
     with np.load(io.BytesIO(members["rmd17_ethanol.npz"])) as full:
         arrays = {key: full[key] for key in full.files}
     for split in ("train", "test"):
         index = np.loadtxt(io.BytesIO(members[f"index_{split}_01.csv"]), dtype=int).ravel()
         name = f"rmd17_ethanol_{split}_01.npz"
-        np.savez(
-            target / name,
-            nuclear_charges=arrays["nuclear_charges"],
-            **{k: v[index] for k, v in arrays.items() if k != "nuclear_charges"},
-        )
-        verify_file(target / name)
-    return target
+        partial = target / f".{name}.part.npz"
+        try:
+            np.savez(
+                partial,
+                nuclear_charges=arrays["nuclear_charges"],
+                **{k: v[index] for k, v in arrays.items() if k != "nuclear_charges"},
+            )
+            verify_file(partial, expected_name=name)
+            os.replace(partial, target / name)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def download_rmd17(target_dir: str | os.PathLike, url: str | Sequence[str] | None = None) -> Path:
+    """Download the ethanol split-01 files into ``target_dir`` and check them.
+
+    With ``url`` omitted: from the folder named by ``$ACECOURSE_RMD17_URL`` if that is set
+    (:func:`download_split_files`), otherwise from the public rMD17 archive, trying each address
+    of :data:`RMD17_ARCHIVE_URLS` until one gives a good archive.  An explicit ``url`` is the URL
+    of the archive (``https://``, ``file://``), or a sequence of such URLs tried in order.
+
+    From the archive (needs internet; about 1 GB, streamed to a temporary file) the split files
+    are the frames of ``npz_data/rmd17_ethanol.npz`` listed in
+    ``splits/index_{train,test}_01.csv``; the rebuilt arrays are checked against
+    :data:`CONTENT_SHA256`.  If no address works, the one-line error names each address's
+    problem and the two ways round it (a mirror in ``$ACECOURSE_RMD17_URL``, or the archive
+    downloaded in a browser and given to :data:`ARCHIVE_COMMAND`).
+    """
+    if url is None:
+        if os.environ.get(URL_ENV_VAR):
+            return download_split_files(target_dir, os.environ[URL_ENV_VAR])
+        urls: tuple[str, ...] = RMD17_ARCHIVE_URLS
+    else:
+        urls = (url,) if isinstance(url, str) else tuple(url)
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for candidate in urls:
+        try:
+            _write_splits(_archive_members(candidate), target)
+            return target
+        except RMD17DataError as error:
+            failures.append(str(error))
+    what = failures[0] if len(failures) == 1 else f"no source worked ({'; '.join(failures)})"
+    raise RMD17DataError(
+        f"{what}. Set {URL_ENV_VAR} to a folder that serves rmd17_ethanol_{{train,test}}_01.npz, "
+        f"or download rmd17.tar.bz2 in a browser from {RMD17_RECORD} and run `{ARCHIVE_COMMAND}`"
+    )
 
 
 def load_rmd17_ethanol(
