@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from acecourse.ace.fit import NormalEquations, design_rank, learning_curve
+from acecourse.ace.fit import NormalEquations, design_rank, design_singular_values, learning_curve
 from acecourse.ace.model import ACEDescriptor
 from acecourse.equivariance import check_equivariance
 
@@ -119,6 +119,21 @@ def test_design_rank_counts_rows_and_columns():
     assert design_rank(chunks, mask, forces=False, intercept=False) == 2
     with pytest.raises(ValueError, match="zero columns"):
         design_rank(chunks, np.ones(6, dtype=bool))
+
+
+def test_design_singular_values_behind_the_rank():
+    _, x, j = synthetic_normal_equations()
+    chunks = [(x, None, j, None)]
+    mask = np.array([1, 0, 1, 1, 1, 1], dtype=bool)
+    values, threshold = design_singular_values(chunks, mask, forces=True, intercept=False)
+    assert len(values) == 5 and np.all(np.diff(values) <= 0)
+    # 2 = copy of 0 and 3 = 2 x 0: two singular values at the rounding level, far below the threshold
+    assert (
+        np.sum(values > threshold) == design_rank(chunks, mask, forces=True, intercept=False) == 3
+    )
+    assert values[2] > 1e-2 * values[0] and values[3] < 0.1 * threshold
+    # the threshold is numpy.linalg.matrix_rank's: 70 rows (7 energies + 63 force components)
+    assert threshold == 70 * np.finfo(float).eps * values[0]
 
 
 def test_solve_ridges_matches_solve():

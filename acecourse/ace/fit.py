@@ -22,7 +22,8 @@ Some descriptor columns carry no information for a given molecule: they are iden
 vanishes) or exact copies of another column (the ν = 1 pair sum of centre Z and neighbour z equals
 that of centre z and neighbour Z).  :meth:`NormalEquations.redundant_columns` finds them on the
 accumulated training data and :func:`learning_curve` leaves them out of every fit (they would only
-split the ridge penalty between copies); :func:`design_rank` counts what is left by numerical rank.
+split the ridge penalty between copies); :func:`design_rank` counts what is left by numerical rank
+(:func:`design_singular_values` gives the singular values behind that count).
 """
 
 from __future__ import annotations
@@ -219,14 +220,15 @@ def order_masks(descriptor: ACEDescriptor) -> dict[int, np.ndarray]:
     return {nu: nu_of_column <= nu for nu in descriptor.orders}
 
 
-def design_rank(chunks, mask: np.ndarray, forces: bool = True, intercept: bool = True) -> int:
-    """Numerical rank of the least-squares design of ``chunks`` restricted to the columns ``mask``.
+def design_singular_values(
+    chunks, mask: np.ndarray, forces: bool = True, intercept: bool = True
+) -> tuple[np.ndarray, float]:
+    """Singular values of the column-normalised least-squares design, and NumPy's rank threshold.
 
     The design has one row per energy, ``[x, 1]``, and, with ``forces``, one row per force
-    component, ``[j, 0]`` (``intercept`` adds the column of the constant :math:`E_0`).  Columns are
-    scaled to unit norm (so the count does not depend on units) and the singular values above
-    NumPy's default threshold, ``max(rows, columns) * eps * s_max`` (``numpy.linalg.matrix_rank``),
-    are counted: the rank in exact arithmetic up to float64 rounding.
+    component, ``[j, 0]`` (``intercept`` adds the column of the constant :math:`E_0`), restricted
+    to the descriptor columns ``mask``.  Columns are scaled to unit norm, so the values do not
+    depend on units.
 
     Parameters
     ----------
@@ -234,6 +236,12 @@ def design_rank(chunks, mask: np.ndarray, forces: bool = True, intercept: bool =
         Iterable of ``(features, energies, jacobian, forces)`` as from :func:`descriptor_of_frames`.
     mask
         Boolean mask of the descriptor columns; zero columns must be excluded beforehand.
+
+    Returns
+    -------
+    singular_values : array, descending
+    threshold : float
+        ``max(rows, columns) * eps * s_max``, the default tolerance of ``numpy.linalg.matrix_rank``.
     """
     mask = np.asarray(mask, dtype=bool)
     blocks = []
@@ -251,7 +259,22 @@ def design_rank(chunks, mask: np.ndarray, forces: bool = True, intercept: bool =
     norms = np.linalg.norm(design, axis=0)
     if np.any(norms == 0):
         raise ValueError("design_rank: the mask contains zero columns; drop them first")
-    return int(np.linalg.matrix_rank(design / norms))
+    singular_values = np.linalg.svd(design / norms, compute_uv=False)
+    threshold = max(design.shape) * np.finfo(design.dtype).eps * singular_values[0]
+    return singular_values, float(threshold)
+
+
+def design_rank(chunks, mask: np.ndarray, forces: bool = True, intercept: bool = True) -> int:
+    """Numerical rank of the least-squares design of ``chunks`` restricted to the columns ``mask``.
+
+    The number of singular values of :func:`design_singular_values` (same arguments) above NumPy's
+    default threshold, ``max(rows, columns) * eps * s_max``, as ``numpy.linalg.matrix_rank``
+    counts them: the rank in exact arithmetic up to float64 rounding, *of these rows*.  Where the
+    singular values fall off without a gap, the count depends on the threshold and can still grow
+    with more rows; look at the values themselves before reading it as a property of the basis.
+    """
+    singular_values, threshold = design_singular_values(chunks, mask, forces, intercept)
+    return int(np.sum(singular_values > threshold))
 
 
 def learning_curve(
