@@ -138,6 +138,96 @@ def notebook_imports(notebook: Path, package: str) -> tuple[set[str], bool]:
     return names, dynamic
 
 
+def _python_of(code: str) -> ast.AST | None:
+    """The code parsed as Python, IPython lines (``%magic``, ``!shell``) blanked; None if it
+    does not parse."""
+    python = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines()
+    )
+    try:
+        return ast.parse(python)
+    except SyntaxError:
+        return None
+
+
+def _string_constants(tree: ast.AST | None) -> set[str]:
+    if tree is None:
+        return set()
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip()
+    }
+
+
+def _top_level_imports(tree: ast.AST | None) -> set[str]:
+    """First components of the absolute imports of the code (``import a.b`` gives ``a``)."""
+    if tree is None:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def named_paths(code: str, folder: Path, root: Path) -> set[Path]:
+    """Existing files and folders inside ``root`` that the code names by a string constant
+    relative to ``folder`` (the notebook's working directory), e.g. ``"../artifacts/x.json"`` or
+    ``"../scripts"``; ``root`` itself and the build and git folders are not counted."""
+    root = root.resolve()
+    found = set()
+    for text in _string_constants(_python_of(code)):
+        if "\n" in text or len(text) > 300:
+            continue
+        try:
+            path = (folder / text).resolve()
+        except (OSError, ValueError):
+            continue
+        if path == root or not _inside(path, root) or not path.exists():
+            continue
+        if {"_build", ".git"} & set(path.relative_to(root).parts[:1]):
+            continue
+        found.add(path)
+    return found
+
+
+def local_modules(code: str, folder: Path, root: Path, package: str = "") -> set[Path]:
+    """Python files outside the package that the code imports through ``sys.path``.
+
+    The folders that can hold them: the code's own ``folder`` (a kernel's working directory is
+    on its path) and every folder inside ``root`` that the code names by a string constant
+    (``sys.path.insert(0, str(Path("../scripts").resolve()))``).  A top-level import ``name``
+    found there as ``name.py`` or ``name/`` counts, and so do the modules those files import in
+    turn from the same folders.  ``package`` is not searched for (it has its own analysis).
+    """
+    root = root.resolve()
+    folders = [folder.resolve()] + sorted(p for p in named_paths(code, folder, root) if p.is_dir())
+    found: set[Path] = set()
+    todo = [code]
+    while todo:
+        tree = _python_of(todo.pop())
+        for name in sorted(_top_level_imports(tree) - {package}):
+            for directory in folders:
+                module = directory / f"{name}.py"
+                files = [module] if module.is_file() else []
+                if not files and (directory / name / "__init__.py").is_file():
+                    files = _files(directory / name)
+                    files = [f for f in files if f.suffix == ".py"]
+                new = [f for f in files if f not in found]
+                found.update(new)
+                todo.extend(f.read_text() for f in new)
+                if files:
+                    break
+    return found
+
+
 def package_modules(package_dir: Path, package: str) -> dict[str, Path]:
     """Module name -> source file for every ``.py`` file of a package."""
     modules = {}

@@ -3,30 +3,44 @@
 Every notebook of the table of contents starts (as its first code cell) with one small cell that
 lets the chapter run where the course is not installed, for example in Google Colab opened from
 a launch button.  Its text is generated here, from ``_config.yml``'s ``repository.url`` and
-``repository.branch``; nobody edits it in a notebook::
+``repository.branch`` and the notebook's folder; nobody edits it in a notebook::
 
-    python scripts/setup_cell.py --write    # insert or replace the cell in every toc notebook
+    python scripts/setup_cell.py --write    # replace (or insert) the cell in every toc notebook
     python scripts/setup_cell.py --check    # exit 1, naming each notebook whose cell is not current
-    python scripts/setup_cell.py --print [--rmd17]   # show the cell's text
+    python scripts/setup_cell.py --print [--rmd17] [--chapter FOLDER]   # show the cell's text
+
+``--write`` replaces the first cell tagged ``acecourse-setup`` in place (same position, same id)
+and changes nothing else in the notebook; a notebook without one gets it before its first code
+cell.  ``--check`` also reports a setup cell that is not the first code cell, or a second one.
 
 What the cell does, in this order:
 
-1. If ``acecourse`` is importable (the course's ``.venv``, Binder, an earlier run of the cell), it
-   installs nothing.
-2. Otherwise, in CI (``ACECOURSE_CI``), in the book build (``ACECOURSE_BOOK_BUILD``, set for the
-   build's kernels by ``book/_ext/kernel_env.py``) or inside a clone of the repository (``../acecourse``
-   exists), it raises an error saying how to install the package: nothing is installed there.
-3. Otherwise it runs ``pip install git+<repository>@<ref>``: the repository and ref written here
-   from ``_config.yml``, overridable by the environment variables ``ACECOURSE_REPO`` and
-   ``ACECOURSE_REF`` (a fork, a tag, a commit).
-4. In chapters that use rMD17 (a code cell names the loader or the training code, see
-   :data:`RMD17_PATTERN`) and outside CI and the book build, it calls
-   ``load_rmd17_ethanol(..., download=True)``: the files are fetched once (from the public record,
-   or from ``$ACECOURSE_RMD17_URL``), checked against their SHA-256, and found by every later call.
+1. In CI (``ACECOURSE_CI``), in the book build (``ACECOURSE_BOOK_BUILD``, set for the build's
+   kernels by ``book/_ext/kernel_env.py``) and inside a clone of the repository (``../acecourse``
+   exists) it installs, clones and downloads nothing; if ``acecourse`` is not importable there it
+   raises an error saying how to install it.
+2. Anywhere else (Colab, a notebook downloaded from the site) the chapter needs the repository,
+   not only the package: chapters read ``../artifacts/`` and import ``../scripts/``.  The cell
+   clones the repository (``git clone --depth 1 --branch REF``; a full clone and a checkout for a
+   commit) into ``~/acecourse-REF`` unless that folder exists, installs the package from it with
+   pip unless ``acecourse`` is importable already, and makes the chapter's folder in the clone the
+   working directory.  Re-run after a kernel restart, it only changes the folder.  The repository
+   and the refs are written here from ``_config.yml`` and can be overridden by the environment
+   variables ``ACECOURSE_REPO`` and ``ACECOURSE_REF`` (a fork, a tag, a commit).  The refs are a
+   list tried in order: the branch in the notebooks; a notebook downloaded from the site starts
+   with the commit the site was built from (``book/_ext/source_commit.py`` writes it into the
+   site's copies), and falls back to the branch if that commit is not on the remote.
+3. In chapters that use rMD17 (a code cell names the loader or the training code that loads it,
+   see :data:`RMD17_PATTERN`; notebook metadata ``{"acecourse": {"rmd17": true|false}}`` decides
+   otherwise) and outside CI and the book build, it calls ``load_rmd17_ethanol(...,
+   download=True)``: if the files are not found they are fetched once (from the public record, or
+   from ``$ACECOURSE_RMD17_URL``; about 1 GB, said before it starts), checked against their
+   SHA-256, and found by every later call.
 
 The cell carries the tags ``remove-cell`` (not shown on the website) and ``acecourse-setup`` (how
 this tool finds it) and the cell id ``acecourse-setup``.  ``tests/test_setup_cell.py`` runs
-``--check`` and executes the cell in a fresh Python environment.
+``--check`` and executes the cell in a fresh Python environment, from outside a clone, followed by
+a chapter's own code that reads ``../artifacts`` and imports ``../scripts``.
 """
 
 from __future__ import annotations
@@ -36,38 +50,79 @@ import json
 import re
 import sys
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_cache import local_modules  # what a notebook imports from ../scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "acecourse-setup"
 CELL_ID = "acecourse-setup"
 TAGS = ["remove-cell", TAG]
 
-#: A code cell matching this uses rMD17 (directly, or through the course's training code).
+#: Code matching this loads rMD17, directly or through the course's code that loads it
+#: (``acecourse.training.data`` only holds tables and batching: 04/02 imports it and loads nothing).
 RMD17_PATTERN = re.compile(
-    r"load_rmd17_ethanol|acecourse\.data\b|acecourse\.training\b|acecourse\.nn\.trainer\b"
-    r"|from acecourse\.nn import trainer\b"
+    r"load_rmd17_ethanol|load_ethanol_subsets|acecourse\.data\b"
+    r"|acecourse\.training\.(?:trainer|evaluate|md)\b"
+    r"|acecourse\.nn\.trainer\b|from acecourse\.nn import trainer\b"
+    r"|from acecourse\.training import [^\n]*\b(?:train|evaluate)\b"
+)
+
+#: The line of the cell that names the refs; ``book/_ext/source_commit.py`` rewrites it in the
+#: site's downloadable copies (``{refs}`` is a JSON list).
+REFS_LINE = (
+    '    refs = [os.environ["ACECOURSE_REF"]] if os.environ.get("ACECOURSE_REF") else {refs}'
 )
 
 TEMPLATE = """\
 # Setup (hidden on the website): lets this chapter run where the course is not installed, e.g. in
-# Google Colab.  Where the package `acecourse` is importable it installs nothing.  Generated by
-# scripts/setup_cell.py from _config.yml: change that script, not this cell.
+# Google Colab.  Outside a clone of the repository it clones it (about 35 MB) into ~/acecourse-REF,
+# installs the package from it and moves into this chapter's folder there.  In a clone, in CI and
+# in the book build it installs nothing.  Generated by scripts/setup_cell.py from _config.yml:
+# change that script, not this cell.
 def _acecourse_setup():
-    import importlib, importlib.util, os, subprocess, sys
+    import importlib, importlib.util, os, shutil, subprocess, sys
     repo = os.environ.get("ACECOURSE_REPO", {repo})
-    ref = os.environ.get("ACECOURSE_REF", {ref})
+{refs_line}
+    chapter = {chapter}  # this notebook's folder in the repository
     guarded = os.environ.get("ACECOURSE_CI") or os.environ.get("ACECOURSE_BOOK_BUILD")
-    if importlib.util.find_spec("acecourse") is None:
-        if guarded or os.path.isdir("../acecourse"):
-            raise RuntimeError("the course package acecourse is not installed: run `pip install -e .`"
-                               " at the root of the repository (nothing is installed in CI, in the"
-                               " book build or in a clone)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"git+{{repo}}@{{ref}}"],
-                       check=True)
-        importlib.invalidate_caches(){rmd17_block}
+    installed = importlib.util.find_spec("acecourse") is not None
+    if guarded or os.path.isdir("../acecourse"):
+        if not installed:
+            raise RuntimeError("the course package acecourse is not installed: run `pip install"
+                               " -e .` at the root of the repository (nothing is installed in CI,"
+                               " in the book build or in a clone)")
+    else:
+        def git(*args):
+            return subprocess.run(["git", *args], capture_output=True, text=True)
+
+        for ref in refs:  # the first ref that is cloned already, or that clones
+            clone = os.path.expanduser("~/acecourse-" + ref.replace("/", "-"))
+            if not os.path.isdir(clone):
+                print(f"cloning {{repo}} at {{ref}} into {{clone}} ...")
+                part = clone + ".part"
+                shutil.rmtree(part, ignore_errors=True)
+                done = git("clone", "--quiet", "--depth", "1", "--branch", ref, repo, part)
+                if done.returncode:  # not a branch or a tag: a commit needs the whole history
+                    shutil.rmtree(part, ignore_errors=True)
+                    done = git("clone", "--quiet", repo, part)
+                    if not done.returncode:
+                        done = git("-C", part, "checkout", "--quiet", ref)
+                if done.returncode:
+                    shutil.rmtree(part, ignore_errors=True)
+                    print("  failed:", (done.stderr.strip().splitlines() or ["?"])[-1])
+                    continue
+                os.replace(part, clone)
+            break
+        else:
+            raise RuntimeError(f"could not clone {{repo}} at {{refs}} (git and internet needed)")
+        if not installed:
+            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", clone], check=True)
+            importlib.invalidate_caches()
+        os.chdir(os.path.join(clone, chapter)){rmd17_block}
 
 
 _acecourse_setup()
@@ -75,7 +130,9 @@ del _acecourse_setup"""
 
 RMD17_BLOCK = """
     if not guarded:  # rMD17 ethanol split 01: fetched once if missing, checked against SHA-256
-        from acecourse.data import load_rmd17_ethanol
+        from acecourse.data import load_rmd17_ethanol, resolve_data_dir, rmd17
+        if not all((resolve_data_dir() / name).is_file() for name in rmd17.SHA256):
+            print("rMD17 ethanol not found: downloading it once (about 1 GB, a few minutes) ...")
         for split in ("train", "test"):
             load_rmd17_ethanol(split, indices=[0], download=True)"""
 
@@ -91,14 +148,40 @@ def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
     return str(url).rstrip("/"), str(branch)
 
 
-def cell_source(rmd17: bool, repo: str | None = None, ref: str | None = None) -> str:
-    """The setup cell's text; ``repo`` and ``ref`` default to ``_config.yml``'s repository."""
+def path_to_book(config_path: Path = ROOT / "_config.yml") -> str:
+    """``repository.path_to_book`` of ``_config.yml`` (the book's folder in the repository)."""
+    config = yaml.safe_load(config_path.read_text())
+    return str((config.get("repository") or {}).get("path_to_book") or "").strip("/")
+
+
+def chapter_of(notebook: Path, root: Path = ROOT, book: str = "") -> str:
+    """The folder of ``notebook`` in the repository, as the cell names it (``"."`` for the root).
+
+    ``root`` is the book's folder (where ``_toc.yml`` is); ``book`` its path in the repository.
+    """
+    folder = PurePosixPath(book or ".") / notebook.resolve().parent.relative_to(root.resolve())
+    return str(PurePosixPath(*[part for part in folder.parts if part != "."]) or ".")
+
+
+def refs_line(refs: list[str]) -> str:
+    """The cell's line that names the refs to clone, tried in order."""
+    return REFS_LINE.format(refs=json.dumps(list(refs)))
+
+
+def cell_source(
+    rmd17: bool, repo: str | None = None, ref: str | None = None, chapter: str = "."
+) -> str:
+    """The setup cell's text; ``repo`` and ``ref`` default to ``_config.yml``'s repository, and
+    ``chapter`` is the notebook's folder in the repository."""
     if repo is None or ref is None:
         config_repo, config_ref = repository()
         repo = config_repo if repo is None else repo
         ref = config_ref if ref is None else ref
     return TEMPLATE.format(
-        repo=json.dumps(repo), ref=json.dumps(ref), rmd17_block=RMD17_BLOCK if rmd17 else ""
+        repo=json.dumps(repo),
+        refs_line=refs_line([ref]),
+        chapter=json.dumps(chapter),
+        rmd17_block=RMD17_BLOCK if rmd17 else "",
     )
 
 
@@ -135,19 +218,37 @@ def _is_setup(cell: dict) -> bool:
     return cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def uses_rmd17(nb: dict) -> bool:
-    """True if a code cell other than the setup cell uses rMD17 (see :data:`RMD17_PATTERN`)."""
-    return any(
-        cell.get("cell_type") == "code"
-        and not _is_setup(cell)
-        and RMD17_PATTERN.search(_source(cell))
+def uses_rmd17(nb: dict, folder: Path | None = None) -> bool:
+    """True if the chapter loads rMD17: the notebook metadata ``acecourse.rmd17`` when set, else
+    whether a code cell other than the setup cell matches :data:`RMD17_PATTERN`, or (given the
+    notebook's ``folder``) a module it imports from a folder of the repository does, such as
+    ``../scripts/design_space_sweep.py``."""
+    flag = (nb.get("metadata", {}).get("acecourse") or {}).get("rmd17")
+    if flag is not None:
+        return bool(flag)
+    code = "\n".join(
+        _source(cell)
         for cell in nb["cells"]
+        if cell.get("cell_type") == "code" and not _is_setup(cell)
     )
+    if RMD17_PATTERN.search(code):
+        return True
+    if folder is None:
+        return False
+    root = ROOT if ROOT in folder.resolve().parents else folder.resolve().parent
+    modules = local_modules(code, folder, root, "acecourse")
+    return any(RMD17_PATTERN.search(module.read_text()) for module in modules)
 
 
-def expected_cell(nb: dict, repo: str | None = None, ref: str | None = None) -> dict:
-    """The setup cell this notebook should carry."""
-    lines = cell_source(uses_rmd17(nb), repo, ref).splitlines(keepends=True)
+def expected_cell(
+    nb: dict,
+    repo: str | None = None,
+    ref: str | None = None,
+    chapter: str = ".",
+    folder: Path | None = None,
+) -> dict:
+    """The setup cell this notebook (in ``folder`` on disk, if given) should carry."""
+    lines = cell_source(uses_rmd17(nb, folder), repo, ref, chapter).splitlines(keepends=True)
     cell = {
         "cell_type": "code",
         "execution_count": None,
@@ -161,19 +262,25 @@ def expected_cell(nb: dict, repo: str | None = None, ref: str | None = None) -> 
     return cell
 
 
-def problems(nb: dict, repo: str | None = None, ref: str | None = None) -> list[str]:
+def problems(
+    nb: dict,
+    repo: str | None = None,
+    ref: str | None = None,
+    chapter: str = ".",
+    folder: Path | None = None,
+) -> list[str]:
     """What is wrong with a notebook's setup cell (empty when it is current)."""
     setups = [i for i, cell in enumerate(nb["cells"]) if _is_setup(cell)]
     if not setups:
         return ["no setup cell (tag acecourse-setup)"]
     found = []
     if len(setups) > 1:
-        found.append(f"{len(setups)} setup cells (cells {setups})")
+        found.append(f"{len(setups)} setup cells (cells {setups}): keep the first")
     first_code = next(i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code")
     if setups[0] != first_code:
         found.append(f"the setup cell is cell {setups[0]}, not the first code cell ({first_code})")
     cell = nb["cells"][setups[0]]
-    if _source(cell) != cell_source(uses_rmd17(nb), repo, ref):
+    if _source(cell) != cell_source(uses_rmd17(nb, folder), repo, ref, chapter):
         found.append("the setup cell's text differs from scripts/setup_cell.py's (run --write)")
     if "remove-cell" not in cell.get("metadata", {}).get("tags", []):
         found.append("the setup cell lacks the tag remove-cell (it would show on the website)")
@@ -182,17 +289,25 @@ def problems(nb: dict, repo: str | None = None, ref: str | None = None) -> list[
     return found
 
 
-def with_setup_cell(nb: dict, repo: str | None = None, ref: str | None = None) -> dict:
-    """The notebook with its setup cell current: replaced in place or inserted before the first
-    code cell; any other setup cell is removed.  Returns the same (modified) dict."""
-    cell = expected_cell(nb, repo, ref)
-    old = [i for i, c in enumerate(nb["cells"]) if _is_setup(c)]
-    if old:
-        cell["id"] = nb["cells"][old[0]].get("id", cell.get("id"))
-        if "id" not in nb["cells"][old[0]]:
+def with_setup_cell(
+    nb: dict,
+    repo: str | None = None,
+    ref: str | None = None,
+    chapter: str = ".",
+    folder: Path | None = None,
+) -> dict:
+    """The notebook with its setup cell current.  The first cell tagged ``acecourse-setup`` is
+    replaced in place (its position and id kept); without one, the cell is inserted before the
+    first code cell.  Nothing else changes.  Returns the same (modified) dict."""
+    cell = expected_cell(nb, repo, ref, chapter, folder)
+    old = next((i for i, c in enumerate(nb["cells"]) if _is_setup(c)), None)
+    if old is not None:
+        if "id" in nb["cells"][old]:
+            cell["id"] = nb["cells"][old]["id"]
+        else:
             cell.pop("id", None)
-    for i in reversed(old):
-        del nb["cells"][i]
+        nb["cells"][old] = cell
+        return nb
     position = next(
         (i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"), len(nb["cells"])
     )
@@ -214,38 +329,40 @@ def write(path: Path, nb: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", action="store_true", help="insert/replace the cell")
+    action.add_argument("--write", action="store_true", help="replace/insert the cell")
     action.add_argument("--check", action="store_true", help="exit 1 if a cell is not current")
     action.add_argument("--print", action="store_true", help="print the cell's text")
     parser.add_argument("--rmd17", action="store_true", help="with --print: the rMD17 variant")
+    parser.add_argument("--chapter", default=".", help="with --print: the notebook's folder")
     parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="table of contents")
     parser.add_argument("--config", type=Path, default=ROOT / "_config.yml", help="book config")
     args = parser.parse_args(argv)
     try:
         repo, ref = repository(args.config)
+        book = path_to_book(args.config)
     except (OSError, ValueError, yaml.YAMLError) as error:
         parser.exit(2, f"setup_cell: error: {error}\n")
     if args.print:
-        print(cell_source(args.rmd17, repo, ref))
+        print(cell_source(args.rmd17, repo, ref, args.chapter))
         return 0
     if not args.toc.is_file():
         parser.exit(2, f"setup_cell: error: no table of contents {args.toc}\n")
-    notebooks = toc_notebooks(args.toc, args.toc.resolve().parent)
+    root = args.toc.resolve().parent
+    notebooks = toc_notebooks(args.toc, root)
     status = 0
     for path in notebooks:
         nb = read(path)
-        name = path.relative_to(args.toc.resolve().parent)
+        name = path.relative_to(root)
+        chapter = chapter_of(path, root, book)
         if args.write:
             before = json.dumps(nb, sort_keys=True)
-            with_setup_cell(nb, repo, ref)
+            with_setup_cell(nb, repo, ref, chapter, path.parent)
             if json.dumps(nb, sort_keys=True) != before:
                 write(path, nb)
-                print(
-                    f"wrote the setup cell ({'with' if uses_rmd17(nb) else 'without'} rMD17) "
-                    f"into {name}"
-                )
+                rmd17 = "with" if uses_rmd17(nb, path.parent) else "without"
+                print(f"wrote the setup cell ({rmd17} rMD17) into {name}")
         else:
-            for problem in problems(nb, repo, ref):
+            for problem in problems(nb, repo, ref, chapter, path.parent):
                 print(f"{name}: {problem}", file=sys.stderr)
                 status = 1
     if args.check and status == 0:

@@ -1,24 +1,36 @@
 """Tests of the chapters' setup cell (``scripts/setup_cell.py``).
 
 * Every notebook of the table of contents carries the current cell (what ``--check`` checks).
-* The tool inserts, replaces and checks the cell, and takes the repository from ``_config.yml``.
+* The tool replaces only the first setup cell (or inserts one), checks the cell, and takes the
+  repository from ``_config.yml`` and the chapter's folder from the notebook's path.
+* Every repository path a chapter names (``../artifacts/...``, ``../scripts``) is tracked by git,
+  so that a clone has it.
 * The cell itself, run as a learner in Colab would run it: in a fresh Python environment without
-  the course it installs the package with pip from a git repository (a local copy of this
-  working tree, ``file://``) and fetches rMD17 through the loader's ``download=True`` path from a
-  ``file://`` folder serving copies of the split files.  The fresh environment is a venv whose
-  ``sys.path`` sees the course's ``.venv`` site-packages through a ``.pth`` file (so pip finds
-  every dependency installed and downloads nothing: ``PIP_NO_INDEX``) but not its editable
+  the course, from a working directory outside any clone, it clones a git repository (a copy of
+  this working tree's tracked package, artifacts, scripts and chapter folder, served as
+  ``file://``), installs the package from the clone with pip, moves into the chapter's folder and
+  fetches rMD17 through the loader's ``download=True`` path from a ``file://`` folder serving
+  copies of the split files; then the chapter 04/03's own cell that imports ``../scripts`` runs,
+  and its artifact ``../artifacts/phase04/sweep.json`` is read.  Run again (a kernel restart) it
+  starts no process; a commit as ref clones through the full-history path; a ref that is not on
+  the remote falls back to the next ref.  The fresh environment is a venv whose ``sys.path``
+  sees the course's ``.venv`` site-packages through a ``.pth`` file (so pip finds every
+  dependency installed and downloads nothing: ``PIP_NO_INDEX``) but not its editable
   ``acecourse``.
-* Where the course is installed the cell starts no process and opens no URL, and in CI, in the
-  book build or inside a clone it installs nothing and fails with an instruction instead.
+* Where the course is installed and the notebook is in a clone, the cell starts no process and
+  opens no URL, and in CI, in the book build or inside a clone it installs nothing and fails with
+  an instruction where the package is missing.
 
-Run time: about 15 s (one pip install from a local git repository, a few Python start-ups).
+Run time: about 30 s (one pip install from a local clone, a few Python start-ups, one import of
+torch and mace-torch in the fresh environment).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +65,53 @@ sys.addaudithook(_forbid)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=NOTEBOOKS)
 def test_toc_notebook_carries_the_current_setup_cell(notebook: str) -> None:
     nb = setup_cell.read(ROOT / notebook)
-    problems = setup_cell.problems(nb)
+    chapter = setup_cell.chapter_of(ROOT / notebook, ROOT, setup_cell.path_to_book())
+    problems = setup_cell.problems(nb, chapter=chapter, folder=(ROOT / notebook).parent)
     assert not problems, f"{notebook}: {problems} (run: python scripts/setup_cell.py --write)"
+
+
+def _tracked() -> set[str]:
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z"], check=True, capture_output=True, text=True
+    ).stdout
+    return {name for name in listed.split("\0") if name}
+
+
+def _relative_paths(code: str) -> set[str]:
+    """String constants of the code that start with ``../`` (paths relative to the chapter)."""
+    python = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines()
+    )
+    return {
+        node.value
+        for node in ast.walk(ast.parse(python))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith("../")
+    }
+
+
+def test_repository_files_the_chapters_name_are_tracked() -> None:
+    """A clone (the setup cell's, Binder's) has every file a chapter reads by a relative path."""
+    tracked = _tracked()
+    folders = {str(Path(name).parent) for name in tracked} | {
+        str(parent) for name in tracked for parent in Path(name).parents
+    }
+    named = 0
+    for notebook in NOTEBOOKS:
+        nb = setup_cell.read(ROOT / notebook)
+        code = "\n".join(
+            setup_cell._source(c)
+            for c in nb["cells"]
+            if c["cell_type"] == "code" and not setup_cell._is_setup(c)
+        )
+        for literal in _relative_paths(code):
+            path = os.path.normpath(str(Path(notebook).parent / literal))
+            assert path in tracked or path in folders, (
+                f"{notebook} names {literal!r}, which git does not track: a clone would lack it"
+            )
+            named += 1
+    assert named >= 5  # 01/03, 02/04, 03/05 read artifacts; 04/03 also imports ../scripts
 
 
 def test_toc_lists_notebooks() -> None:
@@ -111,22 +168,112 @@ def test_check_finds_every_kind_of_stale_cell() -> None:
     nb = fresh()
     nb["cells"].append(nb["cells"].pop(1))  # moved after the chapter's code
     assert any("not the first code cell" in p for p in setup_cell.problems(nb))
-    setup_cell.with_setup_cell(nb)  # --write moves it back, keeping its id
-    assert [c["id"] for c in nb["cells"]] == ["c0", "acecourse-setup", "c1"]
-    assert setup_cell.problems(nb) == []
+    nb = fresh()
+    assert setup_cell.problems(nb, chapter="00_other") == [
+        "the setup cell's text differs from scripts/setup_cell.py's (run --write)"
+    ]
+
+
+def test_write_replaces_only_the_first_setup_cell() -> None:
+    """--write rewrites the first tagged cell where it is and leaves every other cell alone."""
+    nb = _notebook(
+        ("markdown", "# T"),
+        ("code", "x = 1"),
+        ("code", "# an old setup cell"),
+        ("code", "y = 2"),
+        ("code", "# a second tagged cell"),
+    )
+    for i in (2, 4):
+        nb["cells"][i]["metadata"]["tags"] = ["acecourse-setup", "remove-cell"]
+    nb["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1"}]
+    before = json.loads(json.dumps(nb))
+    setup_cell.with_setup_cell(nb, chapter="ch")
+    assert [c["id"] for c in nb["cells"]] == ["c0", "c1", "c2", "c3", "c4"]
+    for i in (0, 1, 3, 4):
+        assert nb["cells"][i] == before["cells"][i], i
+    assert "".join(nb["cells"][2]["source"]) == setup_cell.cell_source(False, chapter="ch")
+    # --check still reports what --write leaves for a person to decide
+    problems = setup_cell.problems(nb, chapter="ch")
+    assert any("2 setup cells" in p for p in problems), problems
+    assert any("not the first code cell" in p for p in problems), problems
 
 
 def test_chapters_that_use_rmd17_fetch_it() -> None:
-    plain = setup_cell.with_setup_cell(_notebook(("code", "import numpy")))
-    data = setup_cell.with_setup_cell(
-        _notebook(("code", "from acecourse.data import load_rmd17_ethanol"))
+    def setup_text(*code: str, metadata: dict | None = None) -> str:
+        nb = _notebook(*(("code", c) for c in code))
+        nb["metadata"].update(metadata or {})
+        return "".join(setup_cell.with_setup_cell(nb)["cells"][0]["source"])
+
+    for code in (
+        "from acecourse.data import load_rmd17_ethanol",
+        "import acecourse.nn.trainer",
+        "from acecourse.nn.trainer import load_ethanol_subsets",
+        "from acecourse.training.md import run_nve",
+        "from acecourse.training import make_config, train",
+    ):
+        assert "download=True" in setup_text(code), code
+    for code in (
+        "import numpy",
+        "from acecourse.training import make_config",  # builds a model, loads no data
+        "from acecourse.training.model import build_model",
+        "from acecourse.training.data import Z_TABLE",  # a table
+    ):
+        assert "download=True" not in setup_text(code), code
+    # the notebook's metadata decides over the code
+    assert "download=True" not in setup_text(
+        "import acecourse.data", metadata={"acecourse": {"rmd17": False}}
     )
-    trainer = setup_cell.with_setup_cell(_notebook(("code", "import acecourse.nn.trainer")))
-    assert "download=True" not in "".join(plain["cells"][0]["source"])
-    for nb in (data, trainer):
-        assert "download=True" in "".join(nb["cells"][0]["source"])
+    assert "download=True" in setup_text("import numpy", metadata={"acecourse": {"rmd17": True}})
     # the setup cell's own mention of the loader does not count
+    plain = setup_cell.with_setup_cell(_notebook(("code", "import numpy")))
     assert not setup_cell.uses_rmd17(plain)
+
+
+def test_course_chapters_fetch_rmd17_only_where_they_load_it() -> None:
+    """04/02 only builds models (make_config, Z_TABLE): no 1 GB download in Colab.  04/03 trains
+    through ../scripts/design_space_sweep.py, which the analysis follows."""
+
+    def uses(notebook: str, follow: bool = True) -> bool:
+        path = ROOT / notebook
+        return setup_cell.uses_rmd17(setup_cell.read(path), path.parent if follow else None)
+
+    assert not uses("04_multi_ace_framework/02_models_in_the_framework.ipynb")
+    for notebook in (
+        "03_mace_architecture/04_training_mace.ipynb",
+        "04_multi_ace_framework/03_design_space_study.ipynb",
+        "02_equivariant_neural_networks/04_training_on_ethanol.ipynb",
+    ):
+        assert uses(notebook), notebook
+    # 04/03 names the data loading only inside the script it imports
+    assert not uses("04_multi_ace_framework/03_design_space_study.ipynb", follow=False)
+
+
+def test_scripts_a_notebook_imports_are_found(tmp_path) -> None:
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "helper.py").write_text("import second\nfrom acecourse.data import x\n")
+    (tmp_path / "tools" / "second.py").write_text("import numpy\n")
+    (tmp_path / "tools" / "unused.py").write_text("")
+    (tmp_path / "ch").mkdir()
+    (tmp_path / "ch" / "local.py").write_text("")
+    code = 'import sys\nsys.path.insert(0, "../tools")\nimport helper, local, numpy\n%time x = 1'
+    found = setup_cell.local_modules(code, tmp_path / "ch", tmp_path, "acecourse")
+    assert found == {
+        tmp_path / "tools" / "helper.py",
+        tmp_path / "tools" / "second.py",
+        tmp_path / "ch" / "local.py",
+    }
+    nb = _notebook(("code", code))
+    assert setup_cell.uses_rmd17(nb, tmp_path / "ch")  # helper imports acecourse.data
+    assert not setup_cell.uses_rmd17(nb)
+
+
+def test_chapter_folder_comes_from_the_notebook_path(tmp_path) -> None:
+    notebook = tmp_path / "03_x" / "01_y.ipynb"
+    assert setup_cell.chapter_of(notebook, tmp_path) == "03_x"
+    assert setup_cell.chapter_of(tmp_path / "intro.ipynb", tmp_path) == "."
+    assert setup_cell.chapter_of(notebook, tmp_path, "book/src") == "book/src/03_x"
+    text = setup_cell.cell_source(False, "https://x/y", "main", "03_x")
+    assert 'chapter = "03_x"' in text
 
 
 def test_repository_and_ref_come_from_the_config(tmp_path) -> None:
@@ -135,7 +282,9 @@ def test_repository_and_ref_come_from_the_config(tmp_path) -> None:
     repo, ref = setup_cell.repository(config)
     assert (repo, ref) == ("https://github.com/a-fork/course", "v1.2")
     text = setup_cell.cell_source(True, repo, ref)
-    assert '"https://github.com/a-fork/course"' in text and '"v1.2"' in text
+    assert '"https://github.com/a-fork/course"' in text
+    assert setup_cell.refs_line(["v1.2"]) in text.splitlines()
+    assert text.splitlines().count(setup_cell.refs_line(["v1.2"])) == 1  # what the site rewrites
     compile(text, "<setup cell>", "exec")  # valid Python
     config.write_text("repository:\n  url: https://github.com/a-fork/course\n")
     with pytest.raises(ValueError, match="repository.branch"):
@@ -157,6 +306,8 @@ def test_command_line_write_then_check(tmp_path, capsys) -> None:
     assert "ch/one.ipynb: no setup cell" in capsys.readouterr().err
     assert setup_cell.main(["--write", *argv]) == 0
     assert setup_cell.main(["--check", *argv]) == 0
+    written = setup_cell.read(tmp_path / "ch" / "one.ipynb")["cells"][1]
+    assert '    chapter = "ch"  # this notebook\'s folder in the repository\n' in written["source"]
     # a fork changes the repository: every cell is stale until --write
     (tmp_path / "_config.yml").write_text(
         "repository:\n  url: https://github.com/fork/repo\n  branch: main\n"
@@ -203,19 +354,30 @@ def _run(python: Path, code: str, cwd: Path, **env: str) -> subprocess.Completed
     )
 
 
+#: The chapter run from outside a clone: it imports ../scripts and reads ../artifacts.
+CHAPTER = "04_multi_ace_framework/03_design_space_study.ipynb"
+#: What a clone must hold for it (tracked files only, from this working tree).
+CLONED = ("acecourse", "pyproject.toml", "artifacts", "scripts", "04_multi_ace_framework")
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory) -> dict:
-    """A git repository with this working tree's package, a served rMD17 folder, a fresh venv."""
+    """A git repository with this working tree's tracked package, artifacts, scripts and the
+    chapter's folder; a served rMD17 folder; a fresh venv; a home and a working directory."""
     base = tmp_path_factory.mktemp("setup_cell")
     source = base / "repo"
-    shutil.copytree(
-        ROOT / "acecourse", source / "acecourse", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(ROOT / "pyproject.toml", source)
+    tracked = _tracked()
+    for name in sorted(tracked):
+        if name.split("/")[0] in CLONED and (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
     subprocess.run(["git", "init", "-q", "-b", "course-ref", str(source)], check=True)
     subprocess.run([*git, "-C", str(source), "add", "-A"], check=True)
     subprocess.run([*git, "-C", str(source), "commit", "-q", "-m", "course"], check=True)
+    commit = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     served = base / "served"
     served.mkdir()
     if HAVE_DATA:
@@ -225,6 +387,7 @@ def sandbox(tmp_path_factory) -> dict:
     (base / "work").mkdir()
     return {
         "base": base,
+        "commit": commit,
         "python": _fresh_environment(base / "fresh"),
         "env": {
             "HOME": str(base / "home"),
@@ -239,10 +402,27 @@ def sandbox(tmp_path_factory) -> dict:
 
 
 REPORT = """
-import acecourse, acecourse.data.rmd17 as r
+import os, acecourse, acecourse.data.rmd17 as r
 print("ACECOURSE", acecourse.__file__)
 print("DATA", r.resolve_data_dir())
+print("CWD", os.getcwd())
 """
+
+
+def _chapter_code(needle: str) -> str:
+    """The first code cell of :data:`CHAPTER` (not the setup cell) that contains ``needle``."""
+    nb = setup_cell.read(ROOT / CHAPTER)
+    return next(
+        setup_cell._source(c)
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        and not setup_cell._is_setup(c)
+        and needle in setup_cell._source(c)
+    )
+
+
+def _report(stdout: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in stdout.splitlines() if re.match(r"[A-Z]+ ", line))
 
 
 def test_fresh_environment_does_not_see_the_course(sandbox) -> None:
@@ -265,7 +445,7 @@ def test_cell_installs_nothing_in_ci_the_book_build_or_a_clone(sandbox, guard) -
         cwd = sandbox["base"] / "clone" / "00_chapter"
         (sandbox["base"] / "clone" / "acecourse").mkdir(parents=True, exist_ok=True)
         cwd.mkdir(exist_ok=True)
-    code = FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=True)
+    code = FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=True, chapter="00_chapter")
     result = _run(sandbox["python"], code, cwd, **sandbox["env"], **guard)
     assert result.returncode == 1, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -274,31 +454,76 @@ def test_cell_installs_nothing_in_ci_the_book_build_or_a_clone(sandbox, guard) -
 
 
 @needs_data
-def test_cell_installs_the_course_and_fetches_rmd17_in_a_fresh_environment(sandbox) -> None:
-    python, cwd = sandbox["python"], sandbox["base"] / "work"
-    result = _run(python, setup_cell.cell_source(rmd17=True) + REPORT, cwd, **sandbox["env"])
+def test_cell_brings_the_repository_outside_a_clone(sandbox) -> None:
+    """Colab: clone, install, chdir into the chapter, fetch rMD17; then the chapter's own cells
+    that import ../scripts and read ../artifacts run from there."""
+    python, work, home = sandbox["python"], sandbox["base"] / "work", sandbox["base"] / "home"
+    chapter = str(Path(CHAPTER).parent)
+    cell = setup_cell.cell_source(rmd17=True, ref="course-ref", chapter=chapter)
+    imports = _chapter_code("../scripts")  # sys.path.insert(... "../scripts"); import ...
+    reads = next(  # the chapter's line that reads its artifact
+        line for line in _chapter_code("../artifacts/").splitlines() if "../artifacts/" in line
+    )
+    reads += '\nprint("READ ok")\n'
+    result = _run(python, cell + "\n" + imports + "\n" + reads + REPORT, work, **sandbox["env"])
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
-    installed = Path(lines["ACECOURSE"])
-    assert installed.is_relative_to(sandbox["base"] / "fresh"), installed  # not the editable one
-    cache = sandbox["base"] / "home" / ".cache" / "acecourse" / "rmd17"
-    assert Path(lines["DATA"]) == cache
+    report = _report(result.stdout)
+    clone = home / "acecourse-course-ref"
+    assert Path(report["CWD"]) == clone / chapter
+    assert Path(report["ACECOURSE"]).is_relative_to(sandbox["base"] / "fresh")  # pip-installed
+    assert report["READ"] == "ok"
+    assert "rMD17 ethanol not found: downloading it once" in result.stdout
+    cache = home / ".cache" / "acecourse" / "rmd17"
+    assert Path(report["DATA"]) == cache
     for name, digest in rmd17.SHA256.items():
         assert rmd17.sha256_of(cache / name) == digest
-    # run again, as on re-opening the notebook: installed and fetched, so nothing happens
-    again = _run(
-        python, FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=True), cwd, **sandbox["env"]
+    assert not list(home.glob("*.part"))
+
+    # a kernel restart: run again from outside; installed, cloned and fetched: no process, no URL
+    again = _run(python, FORBID_SIDE_EFFECTS + cell + REPORT, work, **sandbox["env"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert Path(_report(again.stdout)["CWD"]) == clone / chapter
+
+    # a commit as ref: not a branch, so the shallow clone fails and the full clone checks it out
+    commit = sandbox["commit"]
+    env = {**sandbox["env"], "ACECOURSE_REF": commit}
+    pinned = _run(python, cell + REPORT, work, **env)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert Path(_report(pinned.stdout)["CWD"]) == home / f"acecourse-{commit}" / chapter
+    head = subprocess.run(
+        ["git", "-C", str(home / f"acecourse-{commit}"), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert head == commit
+
+    # the site's copy names the build commit first; one the remote lacks falls back to the branch
+    missing = "0" * 40
+    site_copy = cell.replace(
+        setup_cell.refs_line(["course-ref"]), setup_cell.refs_line([missing, "course-ref"])
     )
-    assert again.returncode == 0, again.stderr
+    assert site_copy != cell
+    env = {k: v for k, v in sandbox["env"].items() if k != "ACECOURSE_REF"}
+    fallback = _run(python, site_copy + REPORT, work, **env)
+    assert fallback.returncode == 0, fallback.stdout + fallback.stderr
+    assert f"cloning {sandbox['env']['ACECOURSE_REPO']} at {missing}" in fallback.stdout
+    assert "  failed: " in fallback.stdout
+    assert Path(_report(fallback.stdout)["CWD"]) == clone / chapter
+    assert not (home / f"acecourse-{missing}").exists()
 
 
 def test_cell_does_nothing_where_the_course_is_installed(tmp_path) -> None:
-    """In the course's .venv: no process, no URL (the rMD17 variant when the data are there)."""
-    code = FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=HAVE_DATA)
-    code += "\nprint(sorted(k for k in globals() if 'acecourse' in k))"
-    result = _run(Path(sys.executable), code, tmp_path)
+    """In a clone with the course's .venv: no process, no URL (the rMD17 variant when the data are
+    there), and the working directory stays the chapter's folder."""
+    (tmp_path / "acecourse").mkdir()
+    chapter = tmp_path / "00_chapter"
+    chapter.mkdir()
+    code = FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=HAVE_DATA, chapter="00_chapter")
+    code += "\nimport os\nprint(sorted(k for k in globals() if 'acecourse' in k), os.getcwd())"
+    result = _run(Path(sys.executable), code, chapter)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"  # the cell leaves no name behind
+    assert result.stdout.strip() == f"[] {chapter}"  # the cell leaves no name behind
 
 
 # --------------------------------------------------------------------------- website kernels
