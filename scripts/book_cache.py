@@ -2,14 +2,19 @@
 
 ``_config.yml`` sets ``execute_notebooks: cache``: myst-nb keeps each executed notebook in
 jupyter-cache (``_build/.jupyter_cache``), keyed on the notebook's code cells, and Sphinx re-reads
-only the pages whose source changed.  Neither sees what a notebook imports: after a change in
-``acecourse`` both would keep showing the outputs computed with the old code.  This wrapper closes
-that gap.  Before the build it computes, for every notebook of the table of contents, a fingerprint
-of the inputs of its execution apart from its own code:
+only the pages whose source changed.  Neither sees what a notebook imports or reads: after a
+change in ``acecourse`` both would keep showing the outputs computed with the old code.  This
+module closes that gap.  For every notebook of the table of contents it computes a fingerprint of
+the inputs of its execution apart from its own code:
 
 * the source of every module of the package it imports, closed over the imports between the
   package's modules (``import acecourse.plotting`` also depends on ``acecourse/__init__.py`` and on
   whatever ``plotting`` imports from the package), and every non-Python file of the package;
+* the modules it imports through ``sys.path`` from its own folder or from a folder of the
+  repository it names (``sys.path.insert(0, str(Path("../scripts").resolve()))`` then
+  ``import design_space_sweep``), with what they import in turn, from there and from the package;
+* the files it names by a path relative to its folder (``"../artifacts/phase01/ace_fit.json"``;
+  a named folder with all its files), if git tracks them (a file it writes is an output);
 * the global inputs: ``artifacts/``; ``book/_ext/kernel_env.py`` (the settings and warning filters
   of the kernels that execute the notebooks); the Python version; the installed versions of the
   distributions that ``requirements.txt`` pins and of everything they require (a pin changed in
@@ -20,15 +25,18 @@ of the inputs of its execution apart from its own code:
 A notebook whose fingerprint differs from the one recorded when its cached outputs were made loses
 them (its jupyter-cache records and its Sphinx doctree), so the build executes it again.  A
 notebook that names a package module dynamically (``importlib``, ``__import__``) depends on the
-whole package.  After a failed or interrupted build the next one re-reads every page (outputs still
-come from the cache), so a warning or a failed notebook is reported again instead of being hidden
-by Sphinx's incremental build.  At the end it prints the wall time of each notebook: executed in
-this build, or taken from the cache (with the time its execution took).
+whole package.  After a failed or interrupted build, or one that logged a warning, the next one
+re-reads every page (outputs still come from the cache), so a warning or a failed notebook is
+reported again instead of being hidden by Sphinx's incremental build.
 
-Usage (``scripts/build_book.sh`` runs it from the activated ``.venv``)::
+The invalidation runs inside every build, from the Sphinx extension ``book/_ext/build_cache.py``
+(:func:`invalidate` when Sphinx starts, :func:`finish` when it ends), so a plain
+``jupyter-book build .`` is as safe as ``bash scripts/build_book.sh``.  Run as a script, this
+module is the wrapper that ``build_book.sh`` uses: it runs ``jupyter-book build`` and then prints
+the wall time of each notebook, executed in this build or taken from the cache (with the time its
+execution took)::
 
-    python scripts/book_cache.py [--root DIR] [--toc FILE] [--package NAME] [--input PATH ...]
-                                 [-- JUPYTER_BOOK_BUILD_OPTIONS]
+    python scripts/book_cache.py [--root DIR] [--toc FILE] [-- JUPYTER_BOOK_BUILD_OPTIONS]
 
 Its exit status is that of ``jupyter-book build``.
 """
@@ -38,6 +46,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -180,8 +189,10 @@ def _inside(path: Path, root: Path) -> bool:
 def named_paths(code: str, folder: Path, root: Path) -> set[Path]:
     """Existing files and folders inside ``root`` that the code names by a string constant
     relative to ``folder`` (the notebook's working directory), e.g. ``"../artifacts/x.json"`` or
-    ``"../scripts"``; ``root`` itself and the build and git folders are not counted."""
+    ``"../scripts"``.  Not counted: ``root``, ``folder`` and the folders between them (``".."``,
+    ``"."`` name no input), and the build and git folders."""
     root = root.resolve()
+    skipped = {folder.resolve(), *folder.resolve().parents}
     found = set()
     for text in _string_constants(_python_of(code)):
         if "\n" in text or len(text) > 300:
@@ -190,7 +201,7 @@ def named_paths(code: str, folder: Path, root: Path) -> set[Path]:
             path = (folder / text).resolve()
         except (OSError, ValueError):
             continue
-        if path == root or not _inside(path, root) or not path.exists():
+        if path in skipped or not _inside(path, root) or not path.exists():
             continue
         if {"_build", ".git"} & set(path.relative_to(root).parts[:1]):
             continue
@@ -205,10 +216,16 @@ def local_modules(code: str, folder: Path, root: Path, package: str = "") -> set
     on its path) and every folder inside ``root`` that the code names by a string constant
     (``sys.path.insert(0, str(Path("../scripts").resolve()))``).  A top-level import ``name``
     found there as ``name.py`` or ``name/`` counts, and so do the modules those files import in
-    turn from the same folders.  ``package`` is not searched for (it has its own analysis).
+    turn from the same folders.  ``package`` and its folder are left out (they have their own
+    analysis: the chapters' setup cell names ``"../acecourse"``, which is not on the path).
     """
     root = root.resolve()
-    folders = [folder.resolve()] + sorted(p for p in named_paths(code, folder, root) if p.is_dir())
+    package_dir = root / package if package else None
+    folders = [folder.resolve()] + sorted(
+        p
+        for p in named_paths(code, folder, root)
+        if p.is_dir() and not (package_dir and (p == package_dir or package_dir in p.parents))
+    )
     found: set[Path] = set()
     todo = [code]
     while todo:
@@ -328,10 +345,69 @@ def environment_inputs(root: Path) -> dict[str, str]:
     return found
 
 
+def notebook_inputs(
+    notebook: Path, root: Path, package: str, modules: dict[str, Path]
+) -> tuple[set[str], list[Path], list[Path]]:
+    """What a notebook's execution reads, apart from its own code and the global inputs.
+
+    Returns the package modules it executes (:func:`module_closure` of what it and its local
+    modules import), the local modules it imports through ``sys.path`` (:func:`local_modules`,
+    e.g. ``../scripts/design_space_sweep.py``), and the files it names by a relative path
+    (:func:`named_paths`: a named folder counts with all its files, except a folder it only
+    imports modules from).  The package's own folder is left to the module analysis.
+    """
+    root = root.resolve()
+    code = notebook_code(notebook)
+    names, dynamic = notebook_imports(notebook, package)
+    local = sorted(local_modules(code, notebook.parent, root, package))
+    for module in local:
+        source = module.read_text()
+        tree = _python_of(source)
+        found = _module_mentions(source, package)
+        found |= _imported_names(tree, None, False) if tree is not None else set()
+        names |= {n for n in found if n == package or n.startswith(package + ".")}
+        dynamic = dynamic or (bool(names) and bool(DYNAMIC_IMPORT.search(source)))
+    closure = set(modules) if dynamic else module_closure(names, modules)
+    import_folders = {module.parent for module in local}
+    package_dir = root / package
+    tracked = git_tracked(root)
+    data: list[Path] = []
+    for path in sorted(named_paths(code, notebook.parent, root)):
+        if path == package_dir or package_dir in path.parents or path in import_folders:
+            continue
+        data.extend(f for f in _files(path) if tracked is None or f in tracked)
+    return closure, local, sorted(set(data))
+
+
+@functools.cache
+def git_tracked(root: Path) -> frozenset[Path] | None:
+    """The files git tracks in ``root``'s work tree, or None if ``root`` is not in one.
+
+    A named file that git does not track is an output or a local leftover (a notebook that
+    writes ``runs.txt`` names it too), not an input of the published book."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--full-name", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return frozenset((Path(top) / name).resolve() for name in listed.split("\0") if name)
+
+
 def fingerprints(
     root: Path, notebooks: list[Path], package: str, inputs: list[str]
 ) -> dict[str, str]:
     """Notebook (path relative to ``root``) -> digest of its inputs apart from its own code."""
+    root = root.resolve()
     package_dir = root / package
     modules = package_modules(package_dir, package) if package_dir.is_dir() else {}
     data_files = [p for p in _files(package_dir) if p.suffix not in (".py", ".pyc")]
@@ -340,15 +416,24 @@ def fingerprints(
         "package data": _digest(data_files, root),
         "environment": environment_inputs(root),
     }
+    digests: dict[Path, str] = {}  # each file hashed once, however many notebooks read it
+
+    def digest(paths: list[Path]) -> dict[str, str]:
+        for path in paths:
+            if path not in digests:
+                digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return {str(p.relative_to(root)): digests[p] for p in paths}
+
     result = {}
     for notebook in notebooks:
-        names, dynamic = notebook_imports(notebook, package)
-        closure = set(modules) if dynamic else module_closure(names, modules)
-        uses_package = bool(names)
+        notebook = notebook.resolve()
+        closure, local, named = notebook_inputs(notebook, root, package, modules)
         record = {
             "shared": shared,
-            "modules": _digest(sorted(modules[m] for m in closure), root),
-            "package data": shared["package data"] if uses_package else {},
+            "modules": digest(sorted(modules[m] for m in closure)),
+            "package data": shared["package data"] if closure else {},
+            "local modules": digest(local),
+            "named files": digest(named),
         }
         text = json.dumps(record, sort_keys=True)
         result[str(notebook.relative_to(root))] = hashlib.sha256(text.encode()).hexdigest()
@@ -365,11 +450,11 @@ def cache_path(root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_cache(root: Path):
-    """The build's jupyter-cache, with its database connections closed afterwards."""
+def open_cache(cache_dir: Path):
+    """The build's jupyter-cache in ``cache_dir``, with its database connections closed after."""
     from jupyter_cache import get_cache
 
-    cache = get_cache(str(cache_path(root)))
+    cache = get_cache(str(cache_dir))
     try:
         yield cache
     finally:
@@ -390,14 +475,24 @@ def _records_of(cache, notebook: Path) -> list:
     return list(found.values())
 
 
-def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str]) -> list[str]:
+def invalidate(
+    root: Path,
+    notebooks: list[Path],
+    package: str,
+    inputs: list[str],
+    cache_dir: Path,
+    doctrees: Path,
+) -> list[str]:
     """Drop the cached outputs of notebooks whose inputs changed; return their paths.
 
-    Also forgets Sphinx's whole environment after a failed or interrupted build.  Records the
-    current fingerprints and marks the build as running (see :func:`finish`).
+    ``cache_dir`` is the build's jupyter-cache and ``doctrees`` Sphinx's doctree folder.  A
+    changed notebook loses its cache records and its doctree, so Sphinx reads it again and
+    myst-nb executes it.  After a failed or interrupted build (or one that warned) the whole
+    doctree folder goes, so every page is read again.  Records the current fingerprints and marks
+    the build as running (see :func:`finish`).  Run by ``book/_ext/build_cache.py`` when Sphinx
+    starts, before it loads its environment.
     """
-    cache_dir = cache_path(root)
-    doctrees = root / "_build" / ".doctrees"
+    root = root.resolve()
     state_file = cache_dir / STATE_NAME
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     if not state.get("last_build_ok") and doctrees.exists():
@@ -405,8 +500,9 @@ def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str
     recorded = state.get("notebooks", {})
     current = fingerprints(root, notebooks, package, inputs)
     changed = []
-    with open_cache(root) as cache:
+    with open_cache(cache_dir) as cache:
         for notebook in notebooks:
+            notebook = notebook.resolve()
             rel = str(notebook.relative_to(root))
             if recorded.get(rel) == current[rel]:
                 continue
@@ -422,21 +518,35 @@ def invalidate(root: Path, notebooks: list[Path], package: str, inputs: list[str
     return changed
 
 
-def cache_snapshot(root: Path) -> set[tuple]:
+def finish(cache_dir: Path, ok: bool) -> None:
+    """Mark the build as finished in the state file: ``ok`` when it raised no error and logged
+    no warning."""
+    state_file = cache_dir / STATE_NAME
+    if not state_file.is_file():
+        return
+    state = json.loads(state_file.read_text())
+    state["last_build_ok"] = ok
+    state_file.write_text(json.dumps(state, indent=1, sort_keys=True))
+
+
+def cache_snapshot(cache_dir: Path) -> set[tuple]:
     """Identities of the cache records that exist now."""
-    with open_cache(root) as cache:
+    with open_cache(cache_dir) as cache:
         return {(r.pk, r.hashkey, r.created) for r in cache.list_cache_records()}
 
 
-def report(root: Path, notebooks: list[Path], before: set[tuple]) -> list[tuple[str, str, float]]:
+def report(
+    cache_dir: Path, root: Path, notebooks: list[Path], before: set[tuple]
+) -> list[tuple[str, str, float]]:
     """(path, status, seconds) of each notebook: ``executed`` in this build, ``cached`` (the
     seconds its cached execution took), ``FAILED`` (its execution raised; no time is recorded)
     or ``no output`` (not executed)."""
     import nbformat
 
     rows = []
-    with open_cache(root) as cache:
+    with open_cache(cache_dir) as cache:
         for notebook in notebooks:
+            notebook = notebook.resolve()
             rel = str(notebook.relative_to(root))
             try:
                 record = cache.match_cache_notebook(nbformat.read(notebook, as_version=4))
@@ -453,31 +563,17 @@ def report(root: Path, notebooks: list[Path], before: set[tuple]) -> list[tuple[
     return rows
 
 
-def finish(root: Path, ok: bool) -> None:
-    """Mark the build as finished (``ok``) in the state file."""
-    state_file = cache_path(root) / STATE_NAME
-    state = json.loads(state_file.read_text())
-    state["last_build_ok"] = ok
-    state_file.write_text(json.dumps(state, indent=1, sort_keys=True))
+def build(root: Path, toc: Path | None = None, options: list[str] | None = None) -> int:
+    """Run ``jupyter-book build`` and print the notebook times; return its exit code.
 
-
-def build(
-    root: Path,
-    toc: Path | None = None,
-    package: str = PACKAGE,
-    inputs: tuple[str, ...] | list[str] = INPUTS,
-    options: list[str] | None = None,
-) -> int:
-    """Invalidate, run ``jupyter-book build``, print the notebook times; return its exit code."""
+    The invalidation happens inside the build (``book/_ext/build_cache.py``), as it does for a
+    plain ``jupyter-book build``; this wrapper only adds the report.
+    """
     root = root.resolve()
     toc = (toc or root / "_toc.yml").resolve()
     notebooks = toc_notebooks(root, toc)
-    changed = invalidate(root, notebooks, package, list(inputs))
-    if changed:
-        print(f"book_cache: inputs changed since the cached run of {len(changed)} notebook(s):")
-        for rel in changed:
-            print(f"  {rel}")
-    before = cache_snapshot(root)
+    cache_dir = cache_path(root)
+    before = cache_snapshot(cache_dir)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [str(jupyter_book) if jupyter_book.is_file() else "jupyter-book", "build", str(root)]
     if toc != (root / "_toc.yml").resolve():
@@ -485,8 +581,7 @@ def build(
     start = time.perf_counter()
     status = subprocess.run([*command, *(options or [])], cwd=root, check=False).returncode
     seconds = time.perf_counter() - start
-    finish(root, status == 0)
-    rows = report(root, notebooks, before)
+    rows = report(cache_dir, root, notebooks, before)
     print("\nnotebook wall times (executed now, or the cached execution's time)")
     for rel, state, secs in rows:
         shown = "       - s" if math.isnan(secs) else f"{secs:8.1f} s"
@@ -508,17 +603,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the book's folder")
     parser.add_argument("--toc", type=Path, default=None, help="table of contents (_toc.yml)")
-    parser.add_argument("--package", default=PACKAGE, help="the package the notebooks import")
-    parser.add_argument(
-        "--input", action="append", default=None, help="a file or folder every notebook reads"
-    )
     args = parser.parse_args(argv)
     if not (args.root / "_config.yml").is_file():
         parser.error(f"{args.root} has no _config.yml")
     if args.toc is not None and not args.toc.is_file():
         parser.error(f"{args.toc} does not exist")
-    inputs = INPUTS if args.input is None else args.input
-    return build(args.root, args.toc, args.package, inputs, options)
+    return build(args.root, args.toc, options)
 
 
 if __name__ == "__main__":

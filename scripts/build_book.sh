@@ -13,9 +13,10 @@ t1=$SECONDS
 toc=()
 [[ -n "${ACECOURSE_TOC:-}" ]] && toc=(--toc "$ACECOURSE_TOC")
 # _config.yml sets execute_notebooks: cache (jupyter-cache in _build/.jupyter_cache, so a fresh
-# clone executes every notebook), allow_errors: false, a 1200 s timeout per cell.
-# scripts/book_cache.py re-executes a notebook whose code, imported acecourse modules, artifacts/,
-# requirements or Python changed, runs jupyter-book and prints each notebook's wall time.
+# clone executes every notebook), allow_errors: false, a 1200 s timeout per cell.  Every build
+# (book/_ext/build_cache.py) re-executes a notebook whose code, imported acecourse or ../scripts
+# modules, named files, artifacts/, installed packages or Python changed; scripts/book_cache.py
+# runs jupyter-book and then prints each notebook's wall time.
 # -W: warnings are errors; -n: nitpicky (broken references); --keep-going: report all of them.
 status=0
 python scripts/book_cache.py "${toc[@]}" -- -W -n --keep-going || status=$?

@@ -8,6 +8,10 @@ subtracts one from the first component of every section number after Sphinx has 
 and before it numbers the figures, so that chapter ``03_mace_architecture/04_training_mace`` is
 3.4 in the sidebar and its figures are Figure 3.4.1, 3.4.2, ... (``numfig_secnum_depth: 2``).
 The front and back matter are not numbered.
+
+The patched method returns the pages whose *shown* numbers changed since the last build, so an
+incremental build rewrites only those (Sphinx's own comparison, of its unshifted numbers with the
+shifted ones it saved, would list every numbered page every time).
 """
 
 from __future__ import annotations
@@ -37,15 +41,27 @@ def _shift_all(env) -> None:
                 reference["secnumber"] = _shifted(reference["secnumber"])
 
 
+def _numbers(env) -> dict:
+    """Every page's section numbers as tuples (sphinx-external-toc stores some as lists)."""
+    return {
+        docname: {anchor: None if n is None else tuple(n) for anchor, n in numbers.items()}
+        for docname, numbers in env.toc_secnumbers.items()
+    }
+
+
 def _patch(collector_class) -> None:
     original = collector_class.assign_section_numbers
     if getattr(original, "_course_numbering", False):
         return
 
     def assign_section_numbers(self, env):
-        rewrite_needed = original(self, env)
+        before = _numbers(env)  # the numbers the pages were last written with (shifted)
+        original(self, env)
         _shift_all(env)
-        return rewrite_needed
+        after = _numbers(env)
+        # Sphinx compares its unshifted numbers with the shifted ones of the last build, which
+        # would rewrite every numbered page on every build; compare the numbers pages show.
+        return [docname for docname in after if after[docname] != before.get(docname)]
 
     assign_section_numbers._course_numbering = True
     collector_class.assign_section_numbers = assign_section_numbers
