@@ -42,6 +42,7 @@ from conftest import ROOT, TOC_PATH, toc_notebooks
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import setup_cell
+import source_commit  # book/_ext (on the path through conftest)
 
 from acecourse.data import rmd17
 
@@ -316,6 +317,32 @@ def test_command_line_write_then_check(tmp_path, capsys) -> None:
     assert "differs" in capsys.readouterr().err
 
 
+def test_site_copy_names_the_build_commit_first(tmp_path) -> None:
+    """book/_ext/source_commit.py: the downloadable copy clones the site's commit, then the
+    branch; only the first setup cell's refs line changes, and a later build replaces the
+    commit."""
+    nb = setup_cell.with_setup_cell(
+        _notebook(("markdown", "# T"), ("code", "x = 1")), ref="main", chapter="ch"
+    )
+    nb["cells"].append(json.loads(json.dumps(nb["cells"][1])) | {"id": "second"})
+    path = tmp_path / "nb.ipynb"
+    setup_cell.write(path, nb)
+    first, second = "a" * 40, "b" * 40
+    assert source_commit.pin_notebook(path, first)
+    pinned = setup_cell.read(path)
+    lines = pinned["cells"][1]["source"]
+    assert setup_cell.refs_line([first, "main"]) + "\n" in lines
+    changed = [i for i, line in enumerate(lines) if line != nb["cells"][1]["source"][i]]
+    assert len(changed) == 1 and len(lines) == len(nb["cells"][1]["source"])
+    assert pinned["cells"][3] == nb["cells"][3] and pinned["cells"][:1] == nb["cells"][:1]
+    assert not source_commit.pin_notebook(path, first)  # idempotent
+    assert source_commit.pin_notebook(path, second)
+    assert (
+        setup_cell.refs_line([second, "main"]) + "\n" in setup_cell.read(path)["cells"][1]["source"]
+    )
+    assert source_commit.build_commit(ROOT) is not None  # the repository's HEAD
+
+
 # --------------------------------------------------------------------------- the cell, run
 def _fresh_environment(where: Path) -> Path:
     """A venv without the course; the course .venv's packages are visible through a .pth file."""
@@ -500,10 +527,8 @@ def test_cell_brings_the_repository_outside_a_clone(sandbox) -> None:
 
     # the site's copy names the build commit first; one the remote lacks falls back to the branch
     missing = "0" * 40
-    site_copy = cell.replace(
-        setup_cell.refs_line(["course-ref"]), setup_cell.refs_line([missing, "course-ref"])
-    )
-    assert site_copy != cell
+    site_copy = "".join(source_commit.with_commit(line, missing) for line in cell.splitlines(True))
+    assert setup_cell.refs_line([missing, "course-ref"]) in site_copy.splitlines()
     env = {k: v for k, v in sandbox["env"].items() if k != "ACECOURSE_REF"}
     fallback = _run(python, site_copy + REPORT, work, **env)
     assert fallback.returncode == 0, fallback.stdout + fallback.stderr
