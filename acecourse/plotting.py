@@ -5,6 +5,12 @@ the README or another page) are written with :func:`save_figure`, so that a file
 is always produced by code in the repository.  Running a chapter by hand refreshes its file in
 ``figures/``; a book build or a test run (``ACECOURSE_BOOK_BUILD`` or ``ACECOURSE_CI`` set) writes
 to ``_build/figures/`` instead, so that building the website never modifies tracked files.
+
+``figures/`` is the repository's (:func:`repository_root`): the folder above the package in a
+clone with ``pip install -e .``; for a package installed into site-packages (Colab, where the
+chapter's setup cell clones the repository and installs the package from the clone) the clone
+that holds the working directory; with no clone anywhere, ``figures/`` in the working directory,
+never a folder inside site-packages.
 """
 
 from __future__ import annotations
@@ -15,8 +21,27 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
-FIGURES_DIR = Path(__file__).resolve().parents[1] / "figures"
-BUILD_FIGURES_DIR = Path(__file__).resolve().parents[1] / "_build" / "figures"
+
+def _is_repository(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "acecourse").is_dir()
+
+
+def repository_root(package_file: Path | None = None, cwd: Path | None = None) -> Path | None:
+    """The course repository this code works in, or None.
+
+    The folder above the package if it is a clone (an editable install), else the nearest folder
+    at or above ``cwd`` (default: the working directory) that is one.
+    """
+    package_parent = Path(package_file or __file__).resolve().parents[1]
+    if _is_repository(package_parent):
+        return package_parent
+    start = Path(cwd or Path.cwd()).resolve()
+    return next((d for d in (start, *start.parents) if _is_repository(d)), None)
+
+
+_ROOT = repository_root() or Path.cwd().resolve()
+FIGURES_DIR = _ROOT / "figures"
+BUILD_FIGURES_DIR = _ROOT / "_build" / "figures"
 
 COLORS = {"C": "#4d4d4d", "H": "#1f77b4", "O": "#d62728"}
 """Element colours used in every per-element plot."""

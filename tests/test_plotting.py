@@ -30,3 +30,21 @@ def test_save_figure_leaves_tracked_figures_alone_in_builds(monkeypatch, tmp_pat
     path = plotting.save_figure(fig, "probe")
     plt.close(fig)
     assert path == tmp_path / expected / "probe.png" and path.is_file()
+
+
+def test_figures_go_to_the_repository_never_into_site_packages(tmp_path):
+    """An installed package (Colab: pip install from the setup cell's clone) saves into the clone
+    that holds the working directory, or into the working directory; a clone saves beside the
+    package."""
+    clone = tmp_path / "clone"
+    (clone / "acecourse").mkdir(parents=True)
+    (clone / "pyproject.toml").write_text("")
+    (clone / "00_chapter").mkdir()
+    installed = tmp_path / "site-packages" / "acecourse" / "plotting.py"
+    installed.parent.mkdir(parents=True)
+    assert plotting.repository_root(clone / "acecourse" / "plotting.py", tmp_path) == clone
+    assert plotting.repository_root(installed, clone / "00_chapter") == clone
+    assert plotting.repository_root(installed, tmp_path) is None
+    # this working tree: the folder above the package
+    assert plotting.FIGURES_DIR == plotting.repository_root() / "figures"
+    assert (plotting.FIGURES_DIR.parent / "pyproject.toml").is_file()
