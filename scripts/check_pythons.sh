@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Run the README's two commands with every supported Python found, each in a fresh clone of this
-# repository's HEAD, and print a table: Python, set-up time, book build, tests passed/failed.
+# repository's HEAD, and print a table: Python, set-up time, book build, the browser test of the
+# site that build_book.sh made (the published variant: notebooks executed without ACECOURSE_CI;
+# TEST_SITE_HTML=_build/html pytest tests/test_site.py), tests passed/failed.  Before that, a
+# network check of the public rMD17 addresses (python -m acecourse.data check-url; informational,
+# it does not change the exit status; "no network" on an offline machine).
 # Not part of .ci/run (CI has one interpreter).  Each Python takes about half an hour of both
 # cores of a 2-core machine (the book executes every notebook, the tests execute them again) and
 # ~6 GB of disk while it runs (torch; a CUDA build where pip takes torch from PyPI).
@@ -54,15 +58,24 @@ if [[ ${#pythons[@]} == 0 ]]; then
 fi
 
 echo "check_pythons: commit $COMMIT, clones and logs in $CHECK_DIR"
+echo "== rMD17 public addresses (network check, informational)"
+if [[ -x "$ROOT/.venv/bin/python" ]]; then
+  "$ROOT/.venv/bin/python" -m acecourse.data check-url 2>&1 | tee "$CHECK_DIR/rmd17-urls.log"
+  check_status=${PIPESTATUS[0]}
+  rmd17_urls="OK"
+  [[ $check_status != 0 ]] && rmd17_urls="FAILED (no network? see the log)"
+else
+  rmd17_urls="not run (no .venv in $ROOT)"
+fi
 [[ -n "$(git status --porcelain --untracked-files=no)" ]] &&
   echo "check_pythons: note: uncommitted changes in $ROOT are not part of the check"
-FORMAT='%-8s %-13s %-18s %-38s %-16s %s'
+FORMAT='%-8s %-13s %-18s %-22s %-38s %-16s %s'
 rows=()
 failed=0
 for python in "${pythons[@]}"; do
   version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || {
     echo "check_pythons: $python does not run" >&2
-    rows+=("$(printf "$FORMAT" '?' 'FAILED' '-' "$python does not run" '-' '-')")
+    rows+=("$(printf "$FORMAT" '?' 'FAILED' '-' '-' "$python does not run" '-' '-')")
     failed=1
     continue
   }
@@ -78,6 +91,7 @@ for python in "${pythons[@]}"; do
   torch="-"
   size="-"
   build="not run"
+  site="not run"
   tests="not run"
   if [[ $setup_status == 0 ]]; then
     torch=$("$clone/.venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
@@ -88,6 +102,16 @@ for python in "${pythons[@]}"; do
     build_status=$?
     build_s=$((SECONDS - start))
     if [[ $build_status == 0 ]]; then build="OK ($build_s s)"; else build="FAILED ($build_s s)"; fi
+    site_status=0
+    if [[ $build_status == 0 ]]; then
+      echo "== Python $version: browser test of the built site (TEST_SITE_HTML=_build/html)"
+      start=$SECONDS
+      (cd "$clone" && TEST_SITE_HTML=_build/html .venv/bin/python -m pytest -q -ra \
+        tests/test_site.py) >"$log-site.log" 2>&1
+      site_status=$?
+      site_s=$((SECONDS - start))
+      if [[ $site_status == 0 ]]; then site="OK ($site_s s)"; else site="FAILED ($site_s s)"; fi
+    fi
     echo "== Python $version: bash scripts/run_tests.sh"
     start=$SECONDS
     (cd "$clone" && bash scripts/run_tests.sh) >"$log-tests.log" 2>&1
@@ -99,18 +123,19 @@ for python in "${pythons[@]}"; do
     errors=$(grep -oE '[0-9]+ errors?' <<<"$summary" | cut -d' ' -f1)
     tests="${passed:-0} passed, $((${nfailed:-0} + ${errors:-0})) failed ($tests_s s)"
     [[ $tests_status != 0 ]] && tests="$tests, exit $tests_status"
-    [[ $build_status != 0 || $tests_status != 0 ]] && failed=1
+    [[ $build_status != 0 || $site_status != 0 || $tests_status != 0 ]] && failed=1
   else
     failed=1
   fi
   setup="$setup_s s"
   [[ $setup_status != 0 ]] && setup="FAILED ($setup_s s)"
-  rows+=("$(printf "$FORMAT" "$version" "$setup" "$build" "$tests" "${torch:--}" "$size")")
+  rows+=("$(printf "$FORMAT" "$version" "$setup" "$build" "$site" "$tests" "${torch:--}" "$size")")
   if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$clone"; fi
 done
 
 echo
-echo "check_pythons: commit ${COMMIT:0:12}; logs in $CHECK_DIR/py<version>-{setup,build,tests}.log"
-printf "$FORMAT\n" "Python" "set-up" "build_book.sh" "run_tests.sh" "torch" ".venv"
+echo "check_pythons: commit ${COMMIT:0:12}; logs in $CHECK_DIR/py<version>-{setup,build,site,tests}.log"
+echo "rMD17 public addresses: $rmd17_urls (log: $CHECK_DIR/rmd17-urls.log)"
+printf "$FORMAT\n" "Python" "set-up" "build_book.sh" "site (built)" "run_tests.sh" "torch" ".venv"
 for row in "${rows[@]}"; do echo "$row"; done
 exit $failed
