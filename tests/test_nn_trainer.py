@@ -1,9 +1,11 @@
 """The trainer reduces the test force error on a few ethanol frames (a quick real run)."""
 
+import numpy as np
 import pytest
 import torch
 
 from acecourse.data.rmd17 import resolve_data_dir
+from acecourse.nn.graph import batch_from_atoms
 from acecourse.nn.interaction import EquivariantPotential
 from acecourse.nn.trainer import (
     TrainingSettings,
@@ -13,6 +15,26 @@ from acecourse.nn.trainer import (
     subset_indices,
     train_potential,
 )
+
+
+def test_evaluate_reports_a_constant_offset_as_the_mean_signed_error():
+    """Reference labels = the model's own predictions shifted by +0.5 eV: MAE = -mean = 500 meV."""
+    from ase.build import molecule
+
+    torch.manual_seed(0)
+    model = EquivariantPotential(l_max=1, multiplicities=4).double()
+    frames = []
+    for k in range(3):
+        atoms = molecule("CH3CH2OH")
+        atoms.positions += 0.05 * k * np.sin(np.arange(27.0)).reshape(9, 3)
+        frames.append(atoms)
+    predicted, forces = model.energy_and_forces(batch_from_atoms(frames, model.species))
+    for atoms, energy, f in zip(frames, predicted.detach(), forces.detach().reshape(3, 9, 3)):
+        atoms.info["REF_energy"] = float(energy) + 0.5
+        atoms.arrays["REF_forces"] = f.numpy()
+    metrics = evaluate(model, frames)
+    assert abs(metrics["energy_mean_error_meV"] + 500.0) < 1e-6
+    assert abs(metrics["energy_mae_meV"] - 500.0) < 1e-6 and metrics["forces_mae_meV_per_A"] < 1e-9
 
 
 def test_subsets_are_nested():

@@ -68,7 +68,11 @@ def energy_shift_and_scale(frames: list[Atoms]) -> tuple[float, float]:
 def evaluate(
     model: EquivariantPotential, frames: list[Atoms], batch_size: int = 50
 ) -> dict[str, float]:
-    """Energy MAE (meV per molecule) and force MAE / RMSE (meV/Å) of ``model`` on ``frames``."""
+    """Energy MAE and mean signed error (meV per molecule), force MAE / RMSE (meV/Å) on ``frames``.
+
+    The signed error is prediction minus reference, averaged over the frames: a constant offset
+    of the predicted energies shows up in it with its sign, random errors average out.
+    """
     dtype = next(model.parameters()).dtype
     energy_errors, force_errors = [], []
     for start in range(0, len(frames), batch_size):
@@ -80,6 +84,7 @@ def evaluate(
     f = torch.cat(force_errors)
     return {
         "energy_mae_meV": 1000 * float(e.abs().mean()),
+        "energy_mean_error_meV": 1000 * float(e.mean()),
         "forces_mae_meV_per_A": 1000 * float(f.abs().mean()),
         "forces_rmse_meV_per_A": 1000 * float(f.pow(2).mean().sqrt()),
     }
