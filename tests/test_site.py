@@ -17,6 +17,22 @@ only pages with such a figure load that script.  Launch buttons: on every notebo
 and Binder links (and the JupyterHub link when a hub is configured) open that notebook in the
 repository named in ``_config.yml``.  The chapters' setup cell does not reach the pages.  One
 screenshot per phase, and one of every interactive figure, go to ``test-artifacts/screenshots/``.
+
+The checks cannot pass by finding nothing: what each page must show is counted in its source
+(:func:`expected_of`).  Every interactive figure a chapter's code draws is on its page, drawn;
+every page of a numbered phase has its chapter number; the page has at least as many content
+images as its source promises figures (code cells with ``mystnb.figure`` metadata, ``{figure}``
+directives).  No MyST markup is left unrendered in the text (a literal ```` ```{ ```` or
+``:::{``, a ``(label)=`` target, a role such as ``{numref}``), as happens to the rest of a cell
+when a directive's title breaks it.  Cell outputs show no path of this machine (the repository,
+the temporary folder, the home folder, the Python installation, ``site-packages`` or
+``dist-packages``) and no stderr output other than progress bars (a logging message is not a
+``...Warning`` but is still noise).
+
+``TEST_SITE_HTML=_build/html`` tests a site that is already built, for example the published
+variant that ``bash scripts/build_book.sh`` makes (notebooks executed without ``ACECOURSE_CI``, so
+chapters that shrink their problems in CI show their full outputs), instead of building one from
+the notebooks the session executed; ``scripts/check_pythons.sh`` does this after each build.
 """
 
 from __future__ import annotations
@@ -24,10 +40,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -98,9 +117,18 @@ def prepare_sources() -> None:
                 execute_notebook(notebook)
 
 
+#: A site built already (``TEST_SITE_HTML``): tested as it is, not rebuilt.
+PREBUILT = os.environ.get("TEST_SITE_HTML")
+
+
 @pytest.fixture(scope="session")
 def site() -> Path:
     """Build the book from the executed notebooks; return the HTML folder."""
+    if PREBUILT:
+        html = Path(PREBUILT).resolve()
+        if not (html / "index.html").is_file():
+            pytest.fail(f"TEST_SITE_HTML={PREBUILT}: no index.html there", pytrace=False)
+        return html
     start = time.perf_counter()
     prepare_sources()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -211,6 +239,7 @@ FIGURES_CHECK = r"""
   const fileLike = /\.(png|jpe?g|svg|gif|webp)\b|_images\/|[0-9a-f]{16,}/i;
   const heading = document.querySelector('article h1 .section-number');
   const chapter = heading ? heading.textContent.trim().replace(/\.$/, '') : null;
+  const n_captions = article ? article.querySelectorAll('figure figcaption').length : 0;
   const captions = [];
   for (const img of content) {
     const name = (img.getAttribute('src') || '').split('/').pop().slice(0, 60);
@@ -229,15 +258,35 @@ FIGURES_CHECK = r"""
     }
     captions.push(text.slice(0, 60));
   }
-  return {n_images: content.length, problems, captions};
+  return {n_images: content.length, n_captions, chapter, problems, captions};
 }
 """
 
+
+def local_roots() -> list[str]:
+    """Folders of this machine whose paths must not appear in a cell output (with a final /)."""
+    roots = {
+        str(ROOT),
+        tempfile.gettempdir(),
+        str(Path.home()),
+        sys.prefix,
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        "/root",
+        "/work",
+        "/usr/local/lib/python",
+        "/usr/lib/python",
+    }
+    return sorted(r.rstrip("/") + ("" if r.endswith("python") else "/") for r in roots if r != "/")
+
+
 OUTPUTS_CHECK = r"""
-() => {
+(roots) => {
   const problems = [];
   const warning = /\b[A-Z][A-Za-z]*Warning\b|warnings\.warn\(/;
-  const local = /\/root\/|\/work\/|\/home\/[^\s\/]+\/|site-packages|\.venv\b|\/usr\/lib\/python/;
+  const local = /\/home\/[^\s\/]+\/|site-packages|dist-packages|\.venv\b/;
+  // tqdm's progress bars ("desc: 40%|####  | 2/5 [00:01<00:02, 1.5it/s]", "0it [00:00, ?it/s]")
+  const progress = /\d+%\||\d+it \[/;
   for (const output of document.querySelectorAll('.cell_output')) {
     const blocks = [...output.querySelectorAll('.output')];
     for (const block of (blocks.length ? blocks : [output])) {
@@ -248,9 +297,16 @@ OUTPUTS_CHECK = r"""
         const i = text.indexOf(w[0]);
         problems.push(`Python warning in a cell output: ${text.slice(Math.max(0, i - 60), i + 100).replace(/\s+/g, ' ')}`);
       }
+      if (isStderr) {
+        const other = text.split(/[\r\n]+/).filter(l => l.trim() && !progress.test(l));
+        if (other.length)
+          problems.push(`stderr output that is not a progress bar: ${other[0].slice(0, 120)}`);
+      }
+      const found = roots.filter(r => text.includes(r));
       const p = text.match(local);
-      if (p) {
-        const i = text.indexOf(p[0]);
+      const hit = found.length ? found[0] : (p ? p[0] : null);
+      if (hit) {
+        const i = text.indexOf(hit);
         problems.push(`local path in a cell output: ${text.slice(Math.max(0, i - 60), i + 60).replace(/\s+/g, ' ')}`);
       }
     }
@@ -258,6 +314,33 @@ OUTPUTS_CHECK = r"""
   if (document.body.textContent.includes('_acecourse_setup'))
     problems.push('the setup cell is shown on the page (tag it remove-cell)');
   return [...new Set(problems)];
+}
+"""
+
+MYST_CHECK = r"""
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!article) return [];
+  const root = article.cloneNode(true);
+  root.querySelectorAll('pre, code, script, style, textarea, mjx-container, .highlight')
+      .forEach(e => e.remove());
+  const text = root.textContent;
+  const problems = [];
+  const patterns = [
+    [/```\{/, 'a code fence of a directive'],
+    [/:::\{/, 'a colon fence of a directive'],
+    [/(^|\s)\([A-Za-z0-9_.:-]+\)=(?=\s|$)/, 'a (label)= target'],
+    [/\{(numref|ref|eq|doc|download|term|cite(:[a-z]+)?|math|abbr|sub|sup)\}/, 'a role'],
+  ];
+  for (const [pattern, what] of patterns) {
+    const m = text.match(pattern);
+    if (m) {
+      const i = m.index;
+      problems.push(`unrendered MyST (${what}) in the text: ` +
+                    text.slice(Math.max(0, i - 60), i + 60).replace(/\s+/g, ' '));
+    }
+  }
+  return problems;
 }
 """
 
@@ -347,6 +430,79 @@ def screenshot_pages() -> dict[str, str]:
 SCREENSHOT_OF = screenshot_pages()
 
 
+# --------------------------------------------------------------------------- what a page promises
+def _interactive_helpers() -> tuple[str, ...]:
+    import acecourse.interactive
+
+    return tuple(name for name in acecourse.interactive.__all__ if name.endswith("_figure"))
+
+
+INTERACTIVE_CALL = re.compile(r"(?<!def )\b(?:" + "|".join(_interactive_helpers()) + r")\s*\(")
+FIGURE_DIRECTIVE = re.compile(r"^\s*(?:`{3,}|:{3,})\{figure\}", re.MULTILINE)
+
+
+@functools.cache
+def numbered_docnames(toc_path: Path = TOC_PATH) -> frozenset[str]:
+    """Docnames of the toc's numbered parts (every page there has a chapter number)."""
+    toc = yaml.safe_load(toc_path.read_text())
+    found: set[str] = set()
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                name = Path(entry["file"])
+                found.add(str(name.with_suffix("") if name.suffix in (".md", ".ipynb") else name))
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        if part.get("numbered"):
+            walk(part.get("chapters", []))
+    return frozenset(found)
+
+
+@functools.cache
+def expected_of(docname: str) -> dict[str, int | bool]:
+    """What the page of ``docname`` must show, counted in its source: interactive figures (code
+    cells that call an ``acecourse.interactive`` helper), figures (code cells with
+    ``mystnb.figure`` metadata and ``{figure}`` directives), and whether it is numbered."""
+    source = source_of(docname)
+    interactive = figures = 0
+    if source is not None and source.suffix == ".ipynb":
+        for cell in json.loads(source.read_text())["cells"]:
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            if cell["cell_type"] == "code":
+                interactive += bool(INTERACTIVE_CALL.search(text))
+                figures += bool((cell.get("metadata", {}).get("mystnb") or {}).get("figure"))
+            elif cell["cell_type"] == "markdown":
+                figures += len(FIGURE_DIRECTIVE.findall(text))
+    elif source is not None:
+        figures = len(FIGURE_DIRECTIVE.findall(source.read_text()))
+    return {
+        "interactive": interactive,
+        "figures": figures,
+        "numbered": docname in numbered_docnames(),
+    }
+
+
+def promise_problems(expected: dict, figures: dict, interactive: dict) -> list[str]:
+    """Where a page shows less than its source promises (``FIGURES_CHECK`` and
+    ``INTERACTIVE_CHECK`` results against :func:`expected_of`)."""
+    problems = []
+    if expected["numbered"] and figures["chapter"] is None:
+        problems.append("no chapter number in the page title (a page of a numbered phase)")
+    if figures["n_images"] < expected["figures"] or figures["n_captions"] < expected["figures"]:
+        problems.append(
+            f"{figures['n_images']} content images and {figures['n_captions']} captions, but the "
+            f"source promises {expected['figures']} figures"
+        )
+    if len(interactive["figures"]) != expected["interactive"]:
+        problems.append(
+            f"{len(interactive['figures'])} interactive figures on the page, but the source draws "
+            f"{expected['interactive']} (a static image instead of the site's output?)"
+        )
+    return problems
+
+
 def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
     """Open one page; return the list of problems found (empty when the page is fine)."""
     problems: list[str] = []
@@ -395,10 +551,13 @@ def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
         hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
         problems += [f"broken link: {b}" for b in broken_links(hrefs, base, html_dir)]
         problems += [f"image not loaded: {src}" for src in page.evaluate(IMAGES_CHECK)]
-        problems += page.evaluate(FIGURES_CHECK)["problems"]
-        problems += page.evaluate(OUTPUTS_CHECK)
+        figures = page.evaluate(FIGURES_CHECK)
+        problems += figures["problems"]
+        problems += page.evaluate(OUTPUTS_CHECK, local_roots())
+        problems += page.evaluate(MYST_CHECK)
         interactive = page.evaluate(INTERACTIVE_CHECK)
         problems += interactive_problems(interactive, base)
+        problems += promise_problems(expected_of(docname), figures, interactive)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for k, figure in enumerate(interactive["figures"]):
             element = page.locator(f"#{figure['id']}")
@@ -498,12 +657,101 @@ NOTEBOOK_DOCNAMES = [
 ]
 
 
+def test_sources_promise_what_the_course_has() -> None:
+    """The counting of :func:`expected_of` finds the course's figures (so the page checks that
+    use it cannot pass vacuously): the three interactive figures of issue 14, numbered phases,
+    and figures on most notebook pages (of the whole ``_toc.yml``)."""
+    docnames = toc_docnames(ROOT / "_toc.yml")
+    interactive = {
+        d: expected_of(d)["interactive"] for d in docnames if expected_of(d)["interactive"]
+    }
+    assert interactive == {
+        "00_fundamentals/02_spherical_harmonics": 1,
+        "01_atomic_cluster_expansion/01_neighbour_density": 1,
+        "03_mace_architecture/05_using_the_model": 1,
+    }, interactive
+    numbered = numbered_docnames(ROOT / "_toc.yml")
+    assert {"00_fundamentals/index", "04_multi_ace_framework/03_design_space_study"} <= numbered
+    assert docnames[0] not in numbered and "book/notation" not in numbered
+    with_figures = [d for d in docnames if expected_of(d)["figures"]]
+    assert "01_atomic_cluster_expansion/index" in with_figures  # a {figure} directive
+    assert len(with_figures) >= 15, with_figures
+
+
+def test_page_checks_fail_on_missing_promises() -> None:
+    """The page-level comparisons fail when a page shows less than its source promises."""
+    expected = {"interactive": 1, "figures": 3, "numbered": True}
+    figures = {"chapter": None, "n_images": 2, "n_captions": 3}
+    problems = promise_problems(expected, figures, {"figures": []})
+    assert len(problems) == 3, problems
+    assert not promise_problems(
+        expected, {"chapter": "0.2", "n_images": 3, "n_captions": 3}, {"figures": [{}]}
+    )
+
+
+def test_local_roots_cover_this_machine() -> None:
+    roots = local_roots()
+    for path in (ROOT, Path(tempfile.gettempdir()), Path(sys.prefix), Path.home()):
+        assert any(f"{path}/x".startswith(r) for r in roots), (path, roots)
+    assert all(r not in ("/", "") for r in roots)
+
+
 def test_launch_buttons_are_configured() -> None:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     links = expected_launch_links("00_fundamentals/01_rotations", config)
     assert {"Colab", "Binder"} <= set(links), f"Colab and Binder launch buttons off: {links}"
     for path in ("binder/requirements.txt", "binder/postBuild", "binder/runtime.txt"):
         assert (ROOT / path).is_file(), f"{path} missing: Binder could not build the course"
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s;=<>!~\[@]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_binder_installs_the_learner_packages_at_the_pins() -> None:
+    """binder/requirements.txt: pyproject.toml's dependencies, each pinned by the repository's
+    requirements.txt applied as constraints, nothing of the build or test tools; pip resolves it
+    (dry run, offline) against this pinned environment."""
+    import tomllib
+
+    lines = [
+        line.split("#", 1)[0].strip()
+        for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    ]
+    options = [line for line in lines if line.startswith("-")]
+    names = [_name(line) for line in lines if line and not line.startswith("-")]
+    assert "-c ../requirements.txt" in options and not any(o.startswith("-r") for o in options)
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert sorted(names) == sorted(_name(r) for r in runtime)
+    pins = {
+        _name(line): line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    assert all(name in pins for name in names), [n for n in names if n not in pins]
+    assert not {"jupyter-book", "pytest", "ruff", "playwright"} & set(names)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--quiet"]
+        + ["--disable-pip-version-check", "-r", str(ROOT / "binder" / "requirements.txt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("docname", NOTEBOOK_DOCNAMES, ids=NOTEBOOK_DOCNAMES)
+def test_downloaded_notebook_installs_the_site_commit(site: Path, docname: str) -> None:
+    """The download button's copy names the build's commit first, then the branch
+    (book/_ext/source_commit.py)."""
+    copy = site / "_sources" / f"{docname}.ipynb"
+    assert copy.is_file(), f"{copy} missing: the download button has nothing to give"
+    cells = json.loads(copy.read_text())["cells"]
+    setup = next(c for c in cells if "acecourse-setup" in c.get("metadata", {}).get("tags", []))
+    line = next(line for line in setup["source"] if line.lstrip().startswith("refs = "))
+    refs = json.loads(line[line.rindex(" else ") + len(" else ") :])
+    branch = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["branch"]
+    assert len(refs) == 2 and re.fullmatch(r"[0-9a-f]{40}", refs[0]) and refs[1] == branch, line
 
 
 @pytest.mark.parametrize("docname", NOTEBOOK_DOCNAMES, ids=NOTEBOOK_DOCNAMES)
