@@ -18,14 +18,19 @@ for one probe batch are kept so that the backends can be checked against each ot
 
 A failing backend never takes the others down: each is caught and its error recorded, and with
 ``isolate=True`` (the command line's default) each runs in a process of its own with a time
-limit, so that a crash, a hang or a poisoned CUDA context stays in that process.  The results
-file is rewritten after every backend.
+limit, so that a crash, a hang or a poisoned CUDA context stays in that process: at the limit the
+whole process group is killed, ``mace_run_train`` of the ``stock`` backend included, which is
+given 20 s less so that it ends first and its epoch times are kept.  The results file is
+rewritten after every backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,7 +136,12 @@ def check_backend(config: TrainConfig, backend: str) -> torch.device:
 
 
 def run_backend(
-    config: TrainConfig, backend: str, steps: int, data: dict, stock_epochs: int = 3
+    config: TrainConfig,
+    backend: str,
+    steps: int,
+    data: dict,
+    stock_epochs: int = 3,
+    stock_timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Time one backend; any exception becomes ``{"error": ...}`` (the others go on)."""
     t0 = time.perf_counter()
@@ -139,7 +149,7 @@ def run_backend(
         if backend == "stock":
             from acecourse.training.stock import time_stock_epochs
 
-            return time_stock_epochs(config, data, epochs=stock_epochs)
+            return time_stock_epochs(config, data, epochs=stock_epochs, timeout_s=stock_timeout_s)
         device = check_backend(config, backend)
         dtype = getattr(torch, config.dtype)
         batches = make_batches(data["train"], device, dtype)
@@ -160,24 +170,33 @@ def run_backend(
 def _run_isolated(
     config: TrainConfig, backend: str, steps: int, stock_epochs: int, timeout_s: float
 ) -> dict[str, Any]:
-    """:func:`run_backend` in a process of its own, killed after ``timeout_s``."""
+    """:func:`run_backend` in a process group of its own, killed whole after ``timeout_s``."""
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         config_file, out_file = Path(tmp) / "config.json", Path(tmp) / "result.json"
         config_file.write_text(config.to_json())
+        stock_timeout = max(1.0, timeout_s - 20)  # mace_run_train ends first, its times kept
         argv = [sys.executable, "-m", "acecourse.training.benchmark", str(config_file), backend,
-                str(steps), str(stock_epochs), str(out_file)]  # fmt: skip
+                str(steps), str(stock_epochs), str(out_file), str(stock_timeout)]  # fmt: skip
         t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout_s, check=False
-            )
+            output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the backend and anything it started
+            proc.communicate()
             return {"error": f"no result within {timeout_s:g} s (killed)", "wall_s": timeout_s}
         if out_file.is_file():
             return json.loads(out_file.read_text())
-        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        tail = " | ".join(output.strip().splitlines()[-3:])
         return {
-            "error": f"process ended with exit code {done.returncode} and no result: {tail}",
+            "error": f"process ended with exit code {proc.returncode} and no result: {tail}",
             "wall_s": time.perf_counter() - t0,
         }
 
@@ -281,14 +300,22 @@ def summary_table(result: dict[str, Any]) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """Entry of an isolated backend: CONFIG_JSON BACKEND STEPS STOCK_EPOCHS OUT_JSON."""
-    config_file, backend, steps, stock_epochs, out_file = argv
+    """Entry of an isolated backend: CONFIG_JSON BACKEND STEPS STOCK_EPOCHS OUT_JSON
+    STOCK_TIMEOUT_S."""
+    config_file, backend, steps, stock_epochs, out_file, stock_timeout = argv
     config = TrainConfig(**json.loads(Path(config_file).read_text()))
     torch.set_default_dtype(getattr(torch, config.dtype))
     try:  # a backend that cannot run here fails before the data are loaded
         if backend != "stock":
             check_backend(config, backend)
-        entry = run_backend(config, backend, int(steps), prepare_data(config), int(stock_epochs))
+        entry = run_backend(
+            config,
+            backend,
+            int(steps),
+            prepare_data(config),
+            int(stock_epochs),
+            float(stock_timeout),
+        )
     except TrainingError as err:
         entry = {"error": f"{type(err).__name__}: {err}", "wall_s": 0.0}
     Path(out_file).write_text(json.dumps(entry) + "\n")

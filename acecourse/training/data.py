@@ -57,6 +57,7 @@ class _Batches:
     """What both batch providers share: a length and an (optionally shuffled) pass over batches."""
 
     dataset: Sequence
+    indices_on_device = False  # batch() gathers with the indices on the device
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -69,6 +70,10 @@ class _Batches:
     ) -> Iterator[dict[str, torch.Tensor]]:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        if self.indices_on_device:
+            # once per pass, so that no batch's indices wait on a blocking host-to-device copy
+            # (which would stop the host from queuing the next step while the GPU runs this one)
+            order = order.to(self.device)
         for start in range(0, n, batch_size):
             yield self.batch(order[start : start + batch_size])
 
@@ -83,6 +88,8 @@ class StaticBatches(_Batches):
     device, dtype
         Where and in which float type the batches live.
     """
+
+    indices_on_device = True
 
     def __init__(self, dataset: Sequence, device: torch.device, dtype: torch.dtype):
         if not same_graph(dataset):

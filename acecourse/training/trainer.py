@@ -16,7 +16,8 @@ The loop reads in four parts, each on its own:
   <acecourse.training.schedules>`, one pass of optimiser steps, :func:`validate`,
   :class:`BestWeights`);
 - a cycle: :func:`train_epochs`, epochs until the end of the schedule, the wall-time limit or a
-  signal, with :func:`save_checkpoint` on the way;
+  signal, with :func:`save_checkpoint` on the way (a run started with ``checkpoints=False``, a
+  window of the chain, writes none);
 - the end: :func:`end_run` and :func:`finalize` (test errors of the best validation weights).
 
 A run writes into its output folder:
@@ -91,6 +92,10 @@ class TrainingError(RuntimeError):
     """A run cannot start or resume (bad settings, no GPU, incompatible checkpoint)."""
 
 
+class NonFiniteLoss(TrainingError):
+    """The training loss of an epoch was not finite (the weights diverged)."""
+
+
 def resolve_device(config: TrainConfig) -> torch.device:
     """The torch device of a config; a clear error when CUDA is asked for and absent."""
     if config.device == "auto":
@@ -149,6 +154,11 @@ def error_metrics(
 
 
 def _git_commit() -> str:
+    """The commit of the code that runs: ``ACECOURSE_GIT_COMMIT`` when it is set (the device's
+    copy of the tree has no ``.git``, and a ``.git`` in a folder above it must not be read), else
+    ``git rev-parse HEAD`` with ``-dirty`` when tracked files differ."""
+    if os.environ.get("ACECOURSE_GIT_COMMIT"):
+        return os.environ["ACECOURSE_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
@@ -166,24 +176,43 @@ def _git_commit() -> str:
         return os.environ.get("ACECOURSE_GIT_COMMIT", "unknown")
 
 
+CARRIED_DISTRIBUTIONS = (
+    "mace-torch",
+    "e3nn",
+    "ase",
+    "opt-einsum-fx",
+    "configargparse",
+    "gitpython",
+    "gitdb",
+    "smmap",
+    "lmdb",
+    "matscipy",
+    "orjson",
+    "prettytable",
+    "wcwidth",
+    "torch-ema",
+    "platformdirs",
+    "cuequivariance",
+    "cuequivariance-torch",
+)
+"""The packages ``scripts/device/make_carry.sh`` carries to the GPU machine as wheels (pinned
+there); a run records the version of each one it finds installed."""
+
+
 def software_versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on."""
-    import e3nn
-    import mace
+    """Versions of the libraries a run depends on, and of every carried package installed."""
+    from importlib import metadata
 
     versions = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "mace-torch": getattr(mace, "__version__", "unknown"),
-        "e3nn": e3nn.__version__,
         "numpy": np.__version__,
     }
-    try:
-        import cuequivariance_torch
-
-        versions["cuequivariance-torch"] = cuequivariance_torch.__version__
-    except ImportError:
-        pass
+    for name in CARRIED_DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
     if torch.cuda.is_available():
         versions["cuda"] = str(torch.version.cuda)
     return versions
@@ -255,9 +284,10 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM handler.  First signal: finish the current epoch, checkpoint it, pause.
-    Second signal: stop at once and keep the last checkpoint (the steps of the unfinished epoch
-    are dropped, so a resumed run stays the same run as an uninterrupted one)."""
+    """SIGINT/SIGTERM handler.  First signal: finish the current epoch, checkpoint it, pause (a
+    run with ``at_wall="finish"`` ends and is evaluated instead).  Second signal: stop at once and
+    keep the last checkpoint (the steps of the unfinished epoch are dropped, so a resumed run
+    stays the same run as an uninterrupted one)."""
 
     def __init__(self) -> None:
         self.signals = 0
@@ -332,11 +362,19 @@ class BestWeights:
                 (w_e, w_f), (e_term, f_term) = loss_weights, self.start_terms
                 self.epoch, self.weights = 0, self.start_weights
                 self.valid_loss = w_e * e_term + w_f * f_term
-        if valid_loss >= self.valid_loss:
+        if not valid_loss < self.valid_loss:  # a NaN loss never becomes the best
             return False
         self.epoch, self.valid_loss = epoch, valid_loss
         self.weights = [s.detach().clone() for s in ema.shadow]
         return True
+
+    def keep_start_if_none(self) -> bool:
+        """When no epoch has been offered yet, make the start weights the best ("epoch 0").
+
+        Returns whether there are best weights now (False: no epoch and no start weights)."""
+        if self.weights is None and self.start_weights is not None:
+            self.epoch, self.weights = 0, self.start_weights
+        return self.weights is not None
 
     @contextlib.contextmanager
     def applied(self, ema: EMA):
@@ -394,6 +432,7 @@ class Run:
     sessions: list[dict] = field(default_factory=list)
     epoch: int = 0  # epochs completed
     t_session: float = field(default_factory=time.perf_counter)
+    checkpoints: bool = True  # write checkpoint.pt (False: a window, which nothing resumes)
 
     @property
     def session(self) -> dict:
@@ -428,11 +467,14 @@ RESUMABLE_CHANGES = {
 }
 
 
-def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None) -> Run:
+def start_run(
+    config: TrainConfig, out: Path, resume: bool, command: str | None, checkpoints: bool = True
+) -> Run:
     """Data, model, optimiser, schedule and EMA of a run; resumed from ``out``'s checkpoint if any.
 
     The model starts from ``config.init_weights`` when it is set (a window of a chain), else from
-    mace-torch's random initialisation with ``config.seed``.
+    mace-torch's random initialisation with ``config.seed``.  ``checkpoints=False``: the run
+    writes no ``checkpoint.pt`` (its metrics and ``run.json`` still), and cannot be resumed.
     """
     t_session = time.perf_counter()  # a session's wall time includes loading and building
     out.mkdir(parents=True, exist_ok=True)
@@ -486,9 +528,11 @@ def start_run(config: TrainConfig, out: Path, resume: bool, command: str | None)
             "avg_num_neighbors": data["avg_num_neighbors"],
             "static_batches": static,
             "init_weights": config.init_weights,
+            "checkpoints": checkpoints,
             "indices": data["indices"],
         },
         t_session=t_session,
+        checkpoints=checkpoints,
     )
     if resume and (out / CHECKPOINT_NAME).exists():
         load_checkpoint(run, out / CHECKPOINT_NAME)
@@ -586,9 +630,16 @@ def load_checkpoint(run: Run, path: Path) -> None:
 
 
 def save_checkpoint(run: Run) -> None:
-    """Write everything that resumes the run exactly (atomically), its metrics and run.json."""
+    """Write everything that resumes the run exactly (atomically), its metrics and run.json.
+
+    A run without checkpoints (``run.checkpoints`` False) writes only the metrics and run.json.
+    """
     run.session["end_epoch"] = run.epoch
     run.session["wall_time_s"] = time.perf_counter() - run.t_session
+    _write_metrics_csv(run.history, run.out / "metrics.csv")
+    write_run_json(run, "running")
+    if not run.checkpoints:
+        return
     _atomic_write(
         {
             "config": run.config.to_dict(),
@@ -604,8 +655,6 @@ def save_checkpoint(run: Run) -> None:
         },
         run.out / CHECKPOINT_NAME,
     )
-    _write_metrics_csv(run.history, run.out / "metrics.csv")
-    write_run_json(run, "running")
 
 
 def write_run_json(run: Run, status: str) -> None:
@@ -667,7 +716,7 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
             return None
     train_loss = float(total) / count
     if not math.isfinite(train_loss):
-        raise TrainingError(f"training loss became {train_loss} at epoch {epoch_index + 1}")
+        raise NonFiniteLoss(f"training loss became {train_loss} at epoch {epoch_index + 1}")
 
     metrics, valid_loss = validate(run, w_e, w_f)
     run.schedule.after_validation(epoch_index, valid_loss)
@@ -699,6 +748,13 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
     (:meth:`~acecourse.training.schedules.CycleSchedule.plan`).  Returns "finished",
     "finished_at_wall_time" or "paused" (``max_wall_s``, or a signal), or "interrupted" (a second
     signal: the unfinished epoch is dropped and the last checkpoint kept).
+
+    A run that ends at its time limit (``at_wall="finish"``, a window) also ends, evaluated, at
+    a signal ("finished_at_signal", after the current epoch) and at a non-finite training loss
+    ("stopped_at_non_finite_loss": the diverged epoch is dropped and the best weights so far,
+    or the start weights, are the ones tested).  Checkpoints: every ``checkpoint_every`` epochs,
+    and every 120 s for a run that pauses at its time limit; none when ``run.checkpoints`` is
+    False.  :func:`end_run` writes the last one.
     """
     from tqdm.auto import tqdm
 
@@ -710,7 +766,14 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
     )
     try:
         while run.epoch < run.total_epochs:
-            row = train_epoch(run, run.epoch, stop)
+            try:
+                row = train_epoch(run, run.epoch, stop)
+            except NonFiniteLoss as err:
+                if config.at_wall != "finish" or not run.best.keep_start_if_none():
+                    raise
+                run.run_info["stopped"] = f"{err}: ended with the best weights so far"
+                print(f"warning: {run.run_info['stopped']}", file=sys.stderr, flush=True)
+                return "stopped_at_non_finite_loss"
             if row is None:
                 return "interrupted"
             run.history.append(row)
@@ -723,18 +786,16 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
                 F_MAE=f"{row['valid_forces_mae_meV_per_A']:.2f}",
                 E_MAE=f"{row['valid_energy_mae_meV']:.2f}",
             )
-            done = run.epoch >= run.total_epochs
-            if (
-                done
-                or run.epoch % config.checkpoint_every == 0
-                or time.perf_counter() - last_ckpt > 120
+            if run.epoch >= run.total_epochs:
+                return "finished"  # end_run writes the last checkpoint
+            if run.checkpoints and (
+                run.epoch % config.checkpoint_every == 0
+                or (config.at_wall == "pause" and time.perf_counter() - last_ckpt > 120)
             ):
                 save_checkpoint(run)
                 last_ckpt = time.perf_counter()
-            if done:
-                return "finished"
-            if stop.stop:  # one signal: pause after this epoch
-                return "paused"
+            if stop.stop:  # one signal: pause (or, for a run that finishes, end) after this epoch
+                return "paused" if config.at_wall == "pause" else "finished_at_signal"
             elapsed = time.perf_counter() - run.t_session
             # stop when the next epoch might not fit (a quarter of an epoch as margin)
             if (
@@ -755,22 +816,27 @@ def train(
     resume: bool = True,
     command: str | None = None,
     plan: Callable[[Run], None] | None = None,
+    checkpoints: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume training) and write the run's artifacts into ``output_dir``.
+
+    ``checkpoints=False``: write no ``checkpoint.pt`` (a window of the chain, which nothing
+    resumes: saving ~100 MB of tensors would only cost its time).
 
     Returns
     -------
     dict
         ``status``: "finished"; "finished_at_wall_time" (``max_wall_s`` with ``at_wall="finish"``,
-        evaluated); or "paused" (``max_wall_s`` with ``at_wall="pause"``, or SIGINT/SIGTERM:
-        resumable, and the resumed run equals an uninterrupted one).  ``epoch``: epochs completed
-        (for "paused", those in the checkpoint).  When finished, ``test`` (test metrics of the
-        best validation EMA weights, see :class:`BestWeights`) and ``best_epoch``.
+        evaluated; with it also "finished_at_signal" and "stopped_at_non_finite_loss", see
+        :func:`train_epochs`); or "paused" (``max_wall_s`` with ``at_wall="pause"``, or
+        SIGINT/SIGTERM: resumable, and the resumed run equals an uninterrupted one).  ``epoch``:
+        epochs completed (for "paused", those in the checkpoint).  When finished, ``test`` (test
+        metrics of the best validation EMA weights, see :class:`BestWeights`) and ``best_epoch``.
     """
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, config.dtype))
     try:
-        run = start_run(config, Path(output_dir), resume, command)
+        run = start_run(config, Path(output_dir), resume, command, checkpoints)
         status = train_epochs(run, plan)
         return end_run(run, status)
     finally:
@@ -790,7 +856,9 @@ def end_run(run: Run, status: str) -> dict[str, Any]:
     if status == "paused":
         return result
     run.run_info["evaluated_weights"] = run.best.describe()
+    t_finalize = time.perf_counter()
     result.update(finalize(run))
+    run.run_info["finalize_s"] = time.perf_counter() - t_finalize  # sizes a window's reserve
     result["best_epoch"] = run.best.epoch
     run.session["wall_time_s"] = time.perf_counter() - run.t_session
     write_run_json(run, status)
