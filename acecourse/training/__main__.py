@@ -7,10 +7,12 @@ CPU smoke run (what CI executes)::
     python -m acecourse.training train --profile ci --out runs/ci
 
 One GPU window of the chain (``acecourse.training.window``): one warm-restart cycle from the
-chain's newest committed weights, fitted into 540 s, files written under OUT in the layout they
-are committed in (``scripts/device/gpu.sh window 540`` wraps it on the lent GPU)::
+chain's newest committed weights, fitted into 540 s, files written flat under OUT (``chain.csv``
+and ``windowNN/``: what a device call can return; ``scripts/device/gpu.sh window 540`` wraps it
+on the lent GPU)::
 
     python -m acecourse.training window --seconds 540 --out OUT
+    python -m acecourse.training check-returned OUT   # would a device call return all of OUT?
     python -m acecourse.training land OUT        # copy them into the repository
 
 The exact, resumable run of the ``full`` profile, for a GPU that runs for hours (resumes
@@ -81,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("run_dir", help="a finished, committed run the first window starts from")
     p_land = sub.add_parser("land", help="copy a returned window into the repository")
     p_land.add_argument("returned", help="the folder the window's files were fetched into")
+    p_land.add_argument(
+        "--profile", default="full", choices=sorted(PROFILES), help="the chain's profile"
+    )
+    p_returned = sub.add_parser(
+        "check-returned", help="list what a device call returns from a folder; fail if not all"
+    )
+    p_returned.add_argument("out", help="the call's output folder ($OUT)")
     p_xyz = sub.add_parser("xyz", help="the run's frames as extxyz, for mace_run_train")
     p_xyz.add_argument("out_dir", help="folder for train.xyz, valid.xyz, test.xyz")
     p_xyz.add_argument("--profile", default="full", choices=sorted(PROFILES))
@@ -122,13 +131,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(record, indent=2))
             return 0
+        if args.command == "check-returned":
+            from acecourse.training.transport import check_returned
+
+            files = check_returned(args.out)
+            for name, size in files:
+                print(f"{size / 2**20:8.2f} MiB  {name}")
+            print(f"{len(files)} files, {sum(s for _, s in files) / 2**20:.2f} MiB: all come back")
+            return 0
         if args.command in ("chain-start", "land", "compare"):
             from acecourse.training import window
 
             if args.command == "chain-start":
                 result = window.start_chain(args.run_dir)
             elif args.command == "land":
-                result = window.land_window(args.returned)
+                result = window.land_window(args.returned, profile=args.profile)
             else:
                 result = window.compare_at_equal_time(args.run_dirs)
             print(json.dumps(result, indent=2))

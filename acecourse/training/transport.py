@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -95,3 +96,62 @@ def unpack_checkpoint(src: str | os.PathLike, run_dir: str | os.PathLike) -> dic
     tmp.write_bytes(raw)
     os.replace(tmp, out / CHECKPOINT_NAME)
     return manifest
+
+
+# --- what a device call returns ---------------------------------------------------------------
+
+RETURN_LIMITS = {"files": 8, "file_bytes": 16 * 2**20, "total_bytes": 64 * 2**20, "depth": 2}
+"""What a device call returns from its output folder: at most 8 files, each at most 16 MiB and
+64 MiB together, no more than 2 folders down (``OUT/a/b/file`` comes back, ``OUT/a/b/c/file``
+does not), every file and folder named in letters, digits, ``.``, ``_`` and ``-`` alone; links
+and other non-plain files do not come back (``/work/.library/device/README.md``, Limits)."""
+
+_RETURNABLE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def returned_files(out: str | os.PathLike) -> tuple[list[tuple[str, int]], list[str]]:
+    """The files a device call would return from ``out``, and what would not come back.
+
+    Returns ``(files, problems)``: ``files`` as (path relative to ``out``, bytes), sorted;
+    ``problems`` as one sentence each, empty when everything under ``out`` would come back.
+    """
+    out = Path(out)
+    files, problems = [], []
+    for folder, dirs, names in os.walk(out):
+        here = Path(folder)
+        for name in sorted(dirs + names):
+            path = here / name
+            rel = path.relative_to(out).as_posix()
+            if not _RETURNABLE_NAME.fullmatch(name):
+                problems.append(f"{rel}: a name with other characters than A-Z a-z 0-9 . _ -")
+            if path.is_symlink():
+                problems.append(f"{rel}: a link")
+            elif path.is_file():
+                depth = len(path.relative_to(out).parts) - 1
+                if depth > RETURN_LIMITS["depth"]:
+                    problems.append(
+                        f"{rel}: {depth} folders down (at most {RETURN_LIMITS['depth']})"
+                    )
+                size = path.stat().st_size
+                if size > RETURN_LIMITS["file_bytes"]:
+                    problems.append(f"{rel}: {size / 2**20:.1f} MiB (at most 16 MiB a file)")
+                files.append((rel, size))
+            elif not path.is_dir():
+                problems.append(f"{rel}: not a plain file")
+    files.sort()
+    problems.sort()
+    if len(files) > RETURN_LIMITS["files"]:
+        problems.append(f"{len(files)} files (at most {RETURN_LIMITS['files']})")
+    total = sum(size for _, size in files)
+    if total > RETURN_LIMITS["total_bytes"]:
+        problems.append(f"{total / 2**20:.1f} MiB in all (at most 64 MiB)")
+    return files, problems
+
+
+def check_returned(out: str | os.PathLike) -> list[tuple[str, int]]:
+    """The files a device call returns from ``out``; :class:`TransportError` (one line) when any
+    of what is there would not come back."""
+    files, problems = returned_files(out)
+    if problems:
+        raise TransportError(f"{out}: would not all come back: {'; '.join(problems)}")
+    return files

@@ -15,20 +15,26 @@ each window is one **warm-restart cycle** (SGDR, Loshchilov & Hutter 2017):
   (:class:`~acecourse.training.trainer.BestWeights`), so the chain never moves to weights that
   validate worse than the ones it had: a window that cannot improve records ``improved=0`` and
   exports its start weights again;
-- it tests its best weights in float64 on the test frames and writes its files in the layout
-  they are committed in, with the chain's record ``chain.csv`` grown by one row.
+- it tests its best weights in float64 on the test frames and writes its files, with the
+  chain's record ``chain.csv`` grown by one row, in the flat layout a device call can return;
+  :func:`land_window` puts them where they are committed.
 
 Only the newest ``model.pt.gz`` of the chain needs to be in the tree (older ones stay in git's
 history), so what travels stays small.  What is lost against an exact resume is the optimiser's
 state: Adam's moments are rebuilt during each warm-up.  A reader whose GPU runs for hours should
 use the exact resume instead (``python -m acecourse.training train --profile full``).
 
-Layout, relative to the repository root (``CHAIN``)::
+Layout in the repository, relative to its root (``CHAIN``)::
 
     artifacts/mace_ethanol/chain/chain.csv          one row per window (CHAIN_FIELDS)
     artifacts/mace_ethanol/chain/windowNN/          config.json, metrics.csv, run.json,
                                                     test_metrics.json, test_metrics_float64.json,
                                                     model.pt.gz, window.log
+
+Layout of a window's returned files (:func:`run_window`'s ``out_root``; a device call returns
+files at most two folders below its output folder, so the repository's layout, four deep, would
+not come back): ``out_root/chain.csv`` and ``out_root/windowNN/...``.  The rows name the files
+where they will lie in the repository.
 
 Row 0 of ``chain.csv`` is where the chain starts: the committed H100 run (:func:`start_chain`).
 """
@@ -49,7 +55,7 @@ import numpy as np
 
 from acecourse.training.config import TrainConfig, make_config
 from acecourse.training.schedules import make_schedule
-from acecourse.training.trainer import Run, TrainingError, train
+from acecourse.training.trainer import ARCHITECTURE, Run, TrainingError, train
 
 CHAIN = Path("artifacts/mace_ethanol/chain")
 """The chain's folder, relative to the repository root."""
@@ -127,8 +133,17 @@ def write_chain(rows: list[dict[str, Any]], chain_dir: str | os.PathLike) -> Pat
     return path
 
 
-def _run_row(run_dir: Path, repo_root: Path) -> dict[str, Any]:
-    """The columns of a chain row that a finished run's own files give."""
+_STOPPED = {
+    "finished_at_wall_time": "the time limit",
+    "finished_at_signal": "a signal",
+    "stopped_at_non_finite_loss": "a non-finite training loss",
+}
+
+
+def _run_row(run_dir: Path, model: str) -> dict[str, Any]:
+    """The columns of a chain row that a finished run's own files give (``model``: where its
+    ``model.pt.gz`` lies in the repository).  A cycle that ended before its planned last epoch
+    says so in ``schedule``."""
     config = json.loads((run_dir / "config.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
     test = json.loads((run_dir / "test_metrics_float64.json").read_text())["metrics"]
@@ -142,10 +157,13 @@ def _run_row(run_dir: Path, repo_root: Path) -> dict[str, Any]:
     else:
         row = metrics[metrics["epoch"] == evaluated][0]
         valid_f, valid_e = row["valid_forces_mae_meV_per_A"], row["valid_energy_mae_meV"]
+    schedule = run.get("schedule") or make_schedule(TrainConfig(**config)).describe()
+    if config["schedule"] == "cycle" and run.get("status") in _STOPPED:
+        schedule += f"; ended after epoch {run['epochs_completed']} by {_STOPPED[run['status']]}"
     return {
         "epochs": run["epochs_completed"],
         "batch_size": config["batch_size"],
-        "schedule": run.get("schedule") or make_schedule(TrainConfig(**config)).describe(),
+        "schedule": schedule,
         "evaluated_epoch": evaluated,
         "improved": 0 if evaluated == 0 else 1,
         "valid_forces_mae_meV_per_A": float(valid_f),
@@ -156,7 +174,7 @@ def _run_row(run_dir: Path, repo_root: Path) -> dict[str, Any]:
         "train_wall_s": round(run["wall_time_s"], 1),
         "device": run["device"],
         "git_commit": run["git_commit"],
-        "model": (run_dir / "model.pt.gz").resolve().relative_to(repo_root.resolve()).as_posix(),
+        "model": model,
     }
 
 
@@ -171,10 +189,11 @@ def start_chain(
     repo_root = Path(repo_root)
     if read_chain(repo_root / chain_dir):
         raise TrainingError(f"{repo_root / chain_dir / 'chain.csv'} exists: the chain has started")
+    model = (Path(run_dir) / "model.pt.gz").resolve().relative_to(repo_root.resolve())
     row = {
         "window": 0,
         "start_weights": "random initialisation",
-        **_run_row(Path(run_dir), repo_root),
+        **_run_row(Path(run_dir), model.as_posix()),
     }
     row["cumulative_epochs"] = row["epochs"]
     row["window_wall_s"] = row["train_wall_s"]
@@ -187,15 +206,20 @@ def time_plan(deadline: float, log: Callable[[str], None] = print) -> Callable[[
     """A ``plan`` for :func:`~acecourse.training.trainer.train`: after the warm-up, fit the
     cycle into the time left before ``deadline`` (``time.time()`` seconds).
 
-    The epoch time is the median of the warm-up's epochs without the first (which records the
-    CUDA graph); one epoch of the time left is kept as margin.
+    The time per epoch is the wall time from the end of the first epoch (which records the CUDA
+    graph) to the end of the warm-up, per epoch: the steps and the validation, and whatever
+    else runs between epochs (so the cycle's end does not slip by it).  One epoch of the time
+    left is kept as margin.
     """
 
     def plan(run: Run) -> None:
         if run.epoch != max(1, run.config.warmup_epochs) or "plan" in run.run_info:
             return
-        times = [r["epoch_time_s"] for r in run.history]
-        epoch_s = float(np.median(times[1:] if len(times) > 1 else times))
+        history = run.history
+        if len(history) > 1:
+            epoch_s = (history[-1]["wall_time_s"] - history[0]["wall_time_s"]) / (len(history) - 1)
+        else:
+            epoch_s = history[0]["epoch_time_s"]
         left = deadline - time.time()
         more = max(1, int(left // epoch_s) - 1)
         total = run.epoch + more
@@ -204,6 +228,24 @@ def time_plan(deadline: float, log: Callable[[str], None] = print) -> Callable[[
         log(f"window plan: {epoch_s:.2f} s per epoch, {left:.0f} s left -> {total} epochs")
 
     return plan
+
+
+def _log_epochs(plan: Callable[[Run], None] | None) -> Callable[[Run], None]:
+    """``plan`` (if any), and one line per epoch on stdout: the window's log, which the device
+    returns even when the call is cut off, shows how far it got."""
+
+    def after_epoch(run: Run) -> None:
+        if plan is not None:
+            plan(run)
+        r = run.history[-1]
+        print(
+            f"epoch {r['epoch']}/{run.total_epochs} stage {r['stage']} lr {r['lr']:.3g} "
+            f"valid F {r['valid_forces_mae_meV_per_A']:.3f} meV/A E {r['valid_energy_mae_meV']:.3f}"
+            f" meV ({r['epoch_time_s']:.2f} s, {r['wall_time_s']:.0f} s)",
+            flush=True,
+        )
+
+    return after_epoch
 
 
 def run_window(
@@ -219,25 +261,32 @@ def run_window(
     started: float | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Train the chain's next window and write its files under ``out_root`` (repository layout).
+    """Train the chain's next window and write its files under ``out_root`` (flat layout).
 
     Parameters
     ----------
     out_root
-        Where the window's files go, as ``out_root/<chain_dir>/windowNN/...`` and the grown
-        ``out_root/<chain_dir>/chain.csv``; copy them over the repository as they are.
+        Where the window's files go: ``out_root/windowNN/...`` and the grown
+        ``out_root/chain.csv`` (at most one folder down, so that a device call returns them);
+        :func:`land_window` copies them into the repository.
     seconds, until
         The window's time: ``seconds`` from now, or until the ``time.time()`` instant ``until``.
         Training stops ``reserve_s`` before it, for the evaluation.  Not needed with ``epochs``.
     profile, overrides
         The training settings (``full`` on the GPU, ``ci`` for the CPU tests); the window sets
-        ``schedule="cycle"`` and ``init_weights`` (the chain's newest model; none on an empty
-        chain, which then starts from a random initialisation).
+        ``schedule="cycle"``, ``init_weights`` (the chain's newest model; none on an empty
+        chain, which then starts from a random initialisation) and ``seed`` (the profile's plus
+        the window's number, so that windows see their batches in different orders).
     epochs
         Fix the cycle's length instead of fitting it to the time (reproducible; tests).
     started
         ``time.time()`` when the window's command began (install included), for
         ``window_wall_s``; default: now.
+
+    The window writes no checkpoint (nothing resumes it) and prints one line per epoch.  It ends
+    evaluated at its time limit, at a signal (after the current epoch) and at a non-finite
+    training loss (with the best weights so far); the row's ``schedule`` then says where it
+    ended.
 
     Returns
     -------
@@ -260,6 +309,7 @@ def run_window(
         "progress": False,
         "init_weights": None,
         "max_epochs": epochs or 1_000_000,
+        "seed": make_config(profile).seed + index,
     }
     if parent is not None:
         model = repo_root / parent["model"]
@@ -277,22 +327,23 @@ def run_window(
     config = make_config(profile, settings)
     if config.schedule != "cycle":
         raise ValueError("a window is one warm-restart cycle: leave schedule=cycle")
-    plan = time_plan(until - reserve_s) if epochs is None else None
+    plan = _log_epochs(time_plan(until - reserve_s) if epochs is None else None)
 
-    window_dir = out_root / chain_dir / f"window{index:02d}"
+    name = f"window{index:02d}"
+    window_dir = out_root / name
     with tempfile.TemporaryDirectory(prefix="window_") as scratch:
-        result = train(config, scratch, resume=False, command=command, plan=plan)
-        if result["status"] == "paused":
-            raise TrainingError("the window was paused by a signal; its files were not written")
+        result = train(config, scratch, resume=False, command=command, plan=plan, checkpoints=False)
+        if result["status"] == "paused":  # only a second signal, mid-epoch, gets here
+            raise TrainingError("the window was stopped by a signal; its files were not written")
         if "test_float64" not in result:  # a float64 run: its test metrics are float64 already
             from acecourse.training.evaluate import evaluate_float64
 
             evaluate_float64(scratch, config.device if config.device != "auto" else "cpu")
         window_dir.mkdir(parents=True, exist_ok=True)
-        for name in WINDOW_FILES:
-            shutil.copy2(Path(scratch) / name, window_dir / name)
+        for file in WINDOW_FILES:
+            shutil.copyfile(Path(scratch) / file, window_dir / file)
     # the row names the model where it will lie in the repository
-    row = _run_row(window_dir, out_root)
+    row = _run_row(window_dir, (chain_dir / name / "model.pt.gz").as_posix())
     row.update(
         window=index,
         start_weights=parent["model"] if parent else "random initialisation",
@@ -302,26 +353,39 @@ def run_window(
     row["cumulative_gpu_min"] = round(
         (parent["cumulative_gpu_min"] if parent else 0) + row["window_wall_s"] / 60, 2
     )
-    write_chain([*rows, row], out_root / chain_dir)
+    write_chain([*rows, row], out_root)
     return {**row, "window_dir": str(window_dir), "status": result["status"]}
 
 
+LANDED_SETTINGS = (*ARCHITECTURE, "dtype")
+"""Settings a landed window must share with its profile: the model the chain's files rebuild."""
+
+
 def land_window(
-    returned: str | os.PathLike, repo_root: str | os.PathLike = ".", chain_dir: Path = CHAIN
+    returned: str | os.PathLike,
+    repo_root: str | os.PathLike = ".",
+    chain_dir: Path = CHAIN,
+    profile: str | None = "full",
 ) -> dict[str, Any]:
     """Copy a window's returned files into the repository and drop the superseded model.
 
-    Checks that the returned ``chain.csv`` is the repository's plus one row that starts from the
-    repository's newest model, and that every file of the window is there.  Then copies them, and
-    deletes the previous window's ``model.pt.gz`` (a window's, never the chain's start, which
-    other chapters load): git keeps it in the history.  Returns what was written and removed.
+    ``returned`` holds them as :func:`run_window` writes them (``chain.csv`` and ``windowNN/``)
+    or in the repository's layout (``<chain_dir>/...``).  Checks that the returned
+    ``chain.csv`` is the repository's plus one row that starts from the repository's newest
+    model, that every file of the window is there, and that the window belongs in a chain of
+    ``profile`` (its model and dtype, and all of the profile's test frames; ``None``: no such
+    check).  Then copies them (as plain files: a fetched file may be read-only), and deletes the
+    previous window's ``model.pt.gz`` (a window's, never the chain's start, which other chapters
+    load): git keeps it in the history.  Returns what was written and removed.
     """
     returned, repo_root = Path(returned), Path(repo_root)
-    new_rows = read_chain(returned / chain_dir)
+    flat = (returned / "chain.csv").is_file()
+    returned_chain = returned if flat else returned / chain_dir
+    new_rows = read_chain(returned_chain)
     old_rows = read_chain(repo_root / chain_dir)
     if len(new_rows) != len(old_rows) + 1 or new_rows[:-1] != old_rows:
         raise TrainingError(
-            f"{returned / chain_dir / 'chain.csv'} does not extend the repository's chain by one "
+            f"{returned_chain / 'chain.csv'} does not extend the repository's chain by one "
             "row (was another window landed meanwhile?)"
         )
     row = new_rows[-1]
@@ -331,17 +395,30 @@ def land_window(
             f"window {row['window']} started from {row['start_weights']}, not {expected}"
         )
     window_dir = Path(row["model"]).parent
-    missing = [
-        n for n in (*WINDOW_FILES, "window.log") if not (returned / window_dir / n).is_file()
-    ]
+    source = returned / window_dir.name if flat else returned / window_dir
+    missing = [n for n in (*WINDOW_FILES, "window.log") if not (source / n).is_file()]
     if missing:
-        raise TrainingError(f"{returned / window_dir}: missing {', '.join(missing)}")
+        raise TrainingError(f"{source}: missing {', '.join(missing)}")
+    if profile is not None:
+        wanted = make_config(profile)
+        config = json.loads((source / "config.json").read_text())
+        differ = [
+            f"{k}={config.get(k)!r}" for k in LANDED_SETTINGS if config.get(k) != getattr(wanted, k)
+        ]
+        frames = wanted.n_test or 1000
+        if row["test_frames"] != frames:
+            differ.append(f"test_frames={row['test_frames']} (not {frames})")
+        if differ:
+            raise TrainingError(
+                f"window {row['window']} does not belong in a chain of the {profile} profile "
+                f"({', '.join(differ)}): not landed"
+            )
     (repo_root / window_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for name in (*WINDOW_FILES, "window.log"):
-        shutil.copy2(returned / window_dir / name, repo_root / window_dir / name)
+        shutil.copyfile(source / name, repo_root / window_dir / name)
         written.append((window_dir / name).as_posix())
-    shutil.copy2(returned / chain_dir / "chain.csv", repo_root / chain_dir / "chain.csv")
+    shutil.copyfile(returned_chain / "chain.csv", repo_root / chain_dir / "chain.csv")
     written.append((chain_dir / "chain.csv").as_posix())
     removed = []
     if old_rows and old_rows[-1]["window"] > 0:

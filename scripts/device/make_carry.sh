@@ -3,8 +3,13 @@
 # (Python 3.12, torch with CUDA, no internet), and print what one device call then carries.
 # Run from the repository root on a machine with PyPI access; run it again before every window
 # (it only refreshes .carry/commit once the wheels are there).
-#   .carry/whl/      mace-torch 0.3.16, e3nn 0.4.4, ase, ..., platformdirs, cuequivariance(-torch)
-#                    0.13 (pure Python) for Python 3.12, x86-64 (~7 MB)
+#   .carry/whl/      the wheels pinned in BASE, for Python 3.12, x86-64 (~7 MB): mace-torch,
+#                    e3nn and ase at the course's pins (requirements.txt), their other
+#                    dependencies at the versions of the course's environment, platformdirs and
+#                    cuequivariance(-torch) 0.13 (pure Python); a wheel of another version is
+#                    removed (two versions of one package stop the install)
+#   .carry/wheels.txt  name==version of every carried wheel (gpu.sh prints it; a run records
+#                    the versions it finds installed in run.json)
 #   .carry/rmd17/    the two rMD17 ethanol split-01 files (1.3 MB)
 #   .carry/commit    the commit the call runs (git rev-parse HEAD, "-dirty" if the tree differs),
 #                    which the window records: the device copy of the tree has no .git
@@ -16,9 +21,12 @@
 # the total and fails if .carry and the tree together exceed 60 MiB (4 MiB of room).
 set -euo pipefail
 DATA=${ACECOURSE_RMD17_DIR:-../shared/data/rmd17}
-BASE=(mace-torch==0.3.16 e3nn==0.4.4 opt-einsum-fx ase configargparse gitpython gitdb smmap lmdb
-      matscipy orjson prettytable wcwidth torch-ema platformdirs cuequivariance==0.13.0
-      cuequivariance-torch==0.13.0)
+# every carried wheel, pinned: a fresh session must carry what ran on the device before
+# (tests/test_training_window.py checks these against requirements.txt and the run records)
+BASE=(mace-torch==0.3.16 e3nn==0.4.4 ase==3.29.0 opt-einsum-fx==0.1.4 configargparse==1.9.0
+      gitpython==3.2.1 gitdb==4.0.12 smmap==5.0.3 lmdb==3.0.0 matscipy==1.3.1 orjson==3.13.0
+      prettytable==3.18.0 wcwidth==0.9.4 torch-ema==0.3 platformdirs==4.14.8
+      cuequivariance==0.13.0 cuequivariance-torch==0.13.0)
 PLAT=(--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_24_x86_64
       --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64
       --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64 --platform manylinux1_x86_64)
@@ -32,11 +40,29 @@ for split in train test; do
     echo "error: $DATA/rmd17_ethanol_${split}_01.npz not found: python -m acecourse.data download --dir DIR, then ACECOURSE_RMD17_DIR=DIR" >&2
     exit 2; }
 done
+wheel_of() {  # wheel_of NAME==VERSION: the file name of its wheel in .carry/whl, if there
+  local prefix f
+  prefix=$(tr 'A-Z-' 'a-z_' <<< "${1%%==*}")-${1##*==}-
+  for f in .carry/whl/*.whl; do
+    if [[ $(basename "$f" | tr 'A-Z' 'a-z') == "$prefix"* ]]; then basename "$f"; return 0; fi
+  done
+  return 1
+}
 mkdir -p .carry/whl .carry/rmd17
-if [ "$(ls .carry/whl/*.whl 2>/dev/null | wc -l)" -lt "${#BASE[@]}" ]; then
-  rm -f .carry/whl/*.whl
-  get .carry/whl "${BASE[@]}"
-fi
+keep=() missing=()
+for pin in "${BASE[@]}"; do
+  if file=$(wheel_of "$pin"); then keep+=("$file"); else missing+=("$pin"); fi
+done
+for f in .carry/whl/*.whl; do  # wheels of other versions, or of packages no longer carried
+  [ -e "$f" ] || continue
+  [[ " ${keep[*]} " == *" $(basename "$f") "* ]] || { echo "removing $(basename "$f")"; rm "$f"; }
+done
+if [ ${#missing[@]} -gt 0 ]; then get .carry/whl "${missing[@]}"; fi
+: > .carry/wheels.txt
+for pin in "${BASE[@]}"; do
+  wheel_of "$pin" > /dev/null || { echo "error: no wheel for $pin in .carry/whl" >&2; exit 1; }
+  echo "$pin" >> .carry/wheels.txt
+done
 cp "$DATA"/rmd17_ethanol_{train,test}_01.npz .carry/rmd17/
 commit=$(git rev-parse HEAD)
 [ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
