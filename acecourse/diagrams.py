@@ -29,6 +29,7 @@ __all__ = [
     "course_mace_config",
     "design_space_map",
     "ethanol_inputs",
+    "figure_texts",
     "format_shape",
     "linear_body_order",
     "mace_layer_figure",
@@ -37,6 +38,7 @@ __all__ = [
     "shape_labels",
     "shapes_description",
     "svg_description",
+    "texts_description",
 ]
 
 _NODE = "#dbe9f6"  # boxes acting on atoms (nodes)
@@ -113,6 +115,22 @@ def format_shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def figure_texts(fig: plt.Figure) -> list[str]:
+    """Every non-empty text drawn in ``fig`` (titles, labels, box texts, tick labels), sorted.
+
+    The SVG files store their texts as paths, so a drawing's texts are kept in its description
+    (:func:`texts_description`) to compare a committed file with a new drawing.
+    """
+    fig.canvas.draw()  # tick labels exist only once the figure is drawn
+    return sorted(t.get_text() for t in fig.findobj(mpl.text.Text)
+                  if t.get_text().strip() and t.get_visible())
+
+
+def texts_description(fig: plt.Figure) -> str:
+    """JSON of a diagram's texts, as stored in the description of its SVG file."""
+    return json.dumps({"texts": figure_texts(fig)}, ensure_ascii=False)
+
+
 def shape_labels(fig: plt.Figure) -> dict[str, str]:
     """The shape labels drawn in ``fig``: ``{stage: text}`` for every text with ``gid="shape:..."``."""
     labels = {}
@@ -138,7 +156,7 @@ def ace_pipeline_figure() -> plt.Figure:
         ("A", _NODE, "atomic basis",
          "$A_{i,nlm} = \\sum_j R_{n}(r_{ij})\\,Y_l^m(\\hat{\\mathbf{r}}_{ij})$"),
         ("B", _MIX, "invariants of $\\nu$ factors",
-         "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\prod_{t=1}^{\\nu} A_{i,n_t l_t m_t}$"),
+         "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\prod_{\\xi=1}^{\\nu} A_{i,n_\\xi l_\\xi m_\\xi}$"),
         ("E", _DATA, "energy", "$E = \\sum_i \\sum_B c_B\\, B_i$"),
     ]
     xs = np.linspace(1.3, 12.7, len(steps))

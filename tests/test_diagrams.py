@@ -155,18 +155,53 @@ def test_save_svg_is_reproducible_and_keeps_its_description(tmp_path):
     plt.close(fig)
 
 
-def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys):
-    stale = tmp_path / "mace_layer_shapes.svg"
+def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys, full_shapes):
     fig = diagrams.ace_pipeline_figure()
+    diagrams.save_svg(fig, "ace_pipeline", description=diagrams.texts_description(fig),
+                      directory=tmp_path)
+    plt.close(fig)
+    fig = diagrams.design_space_map()
+    current = diagrams.texts_description(fig)
+    diagrams.save_svg(fig, "design_space_map", description=current, directory=tmp_path)
+    fig = diagrams.ace_pipeline_figure()  # a MACE diagram whose stored shapes are not current
     diagrams.save_svg(
         fig, "mace_layer_shapes", description='{"layer": 2, "shapes": {}}', directory=tmp_path
     )
     plt.close(fig)
     assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
-    assert "stale" in capsys.readouterr().err
-    stale.unlink()
+    assert "mace_layer_shapes.svg is stale" in capsys.readouterr().err
+    diagrams.save_svg(fig, "mace_layer_shapes", directory=tmp_path,
+                      description=diagrams.shapes_description(full_shapes, LAYER))
+    assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 0
+    capsys.readouterr()
+    # a map whose texts differ from a new drawing (one body order changed) is stale too
+    texts = json.loads(current)["texts"]
+    texts[texts.index("13")] = "12"
+    diagrams.save_svg(fig, "design_space_map", description=json.dumps({"texts": texts}),
+                      directory=tmp_path)
+    assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
+    assert "design_space_map.svg is stale" in capsys.readouterr().err
+    (tmp_path / "ace_pipeline.svg").unlink()
     assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
     assert "does not exist" in capsys.readouterr().err
+    plt.close("all")
+
+
+@pytest.mark.parametrize("name", ["ace_pipeline", "design_space_map"])
+def test_committed_diagram_has_the_texts_of_a_new_drawing(name):
+    fig = {"ace_pipeline": diagrams.ace_pipeline_figure,
+           "design_space_map": diagrams.design_space_map}[name]()
+    stored = make_diagrams._stored(FIGURES_DIR / f"{name}.svg")
+    assert stored == json.loads(diagrams.texts_description(fig)), (
+        f"figures/{name}.svg is stale: run scripts/make_diagrams.py")
+    if name == "design_space_map":  # every body order and every model is drawn in the file
+        for nu in range(1, 5):
+            for layers in range(1, 7):
+                assert str(diagrams.linear_body_order(nu, layers)) in stored["texts"]
+        assert {"MACE", "linear ACE", "NequIP (rMD17)"} <= set(stored["texts"])
+    else:  # the product index is xi, as in the notation table (t is the layer)
+        assert any("\\prod_{\\xi=1}^{\\nu}" in text for text in stored["texts"])
+    plt.close(fig)
 
 
 def test_alt_text_of_the_mace_figure_states_the_forward_pass_shapes(full_shapes):
