@@ -145,7 +145,7 @@ def shape_labels(fig: plt.Figure) -> dict[str, str]:
 # (a) the ACE pipeline
 # --------------------------------------------------------------------------------------------
 def ace_pipeline_figure() -> plt.Figure:
-    """Positions → neighbour density → atomic basis A → invariants B → energy (Phase 1)."""
+    """Positions → neighbour density → atomic base A → invariants B → energy (Phase 1)."""
     canvas = _Canvas((14.0, 3.0), 14.0, 3.0)
     y, w, h = 1.35, 2.35, 1.5
     steps = [
@@ -153,7 +153,7 @@ def ace_pipeline_figure() -> plt.Figure:
          "$\\mathbf{r}_{ij} = \\mathbf{r}_j - \\mathbf{r}_i$,  $r_{ij} < r_c$"),
         ("density", _NODE, "neighbour density",
          "$\\rho_i(\\mathbf{r}) = \\sum_j \\delta(\\mathbf{r} - \\mathbf{r}_{ij})$"),
-        ("A", _NODE, "atomic basis",
+        ("A", _NODE, "atomic base",
          "$A_{i,nlm} = \\sum_j R_{n}(r_{ij})\\,Y_l^m(\\hat{\\mathbf{r}}_{ij})$"),
         ("B", _MIX, "invariants of $\\nu$ factors",
          "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\prod_{\\xi=1}^{\\nu} A_{i,n_\\xi l_\\xi m_\\xi}$"),
@@ -187,7 +187,7 @@ MACE_STAGES = {
     "h_j": "the sender's features on every edge",
     "messages": "channel-wise tensor product on every edge",
     "summed": "sum over the neighbours j of each centre i",
-    "A": "atomic basis A_i (channels x (l_max+1)^2)",
+    "A": "atomic base A_i (channels x (l_max+1)^2)",
     "sc": "residual: element-dependent linear map of h^(t-1)",
     "m": "symmetric contraction: the message m_i",
     "h_lin": "linear map of the message",
@@ -321,7 +321,7 @@ def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: 
     c.box("A", x_mid, 3.45, 4.6, 0.7,
           "linear ($K\\times K$ per path), $/\\bar N$"
           + ("" if residual else ", linear chosen by $z_i$")
-          + f"\n$\\rightarrow$ atomic basis $A^{{({t})}}_{{i,klm}}$", color=_NODE)
+          + f"\n$\\rightarrow$ atomic base $A^{{({t})}}_{{i,klm}}$", color=_NODE)
     c.box("prod", x_mid, 2.2, 4.6, 0.8, "symmetric contraction: products of up to\n"
           "$\\nu$ factors $A$, weights $W_{z_i k \\eta}$ $\\rightarrow$ message $m_i$",
           color=_MIX)

@@ -4,11 +4,11 @@ Without the density trick an invariant of correlation order ν is a sum over ord
 neighbours,
 
 .. math:: B = \sum_{j_1,\dots,j_\nu} \sum_{m_1\dots m_\nu} \mathcal{C}_{m_1\dots m_\nu}
-   \prod_{t=1}^{\nu} \phi_{k_t l_t m_t}(\mathbf{r}_{i j_t}),
+   \prod_{\xi=1}^{\nu} \phi_{k_\xi l_\xi m_\xi}(\mathbf{r}_{i j_\xi}),
 
 which costs :math:`O(M^\nu)` for :math:`M` neighbours.  Because the sum factorises,
-:math:`\sum_{j_1\dots j_\nu}\prod_t \phi(\mathbf{r}_{ij_t}) = \prod_t \sum_j \phi(\mathbf{r}_{ij})
-= \prod_t A`, the same numbers come out of the atomic base in :math:`O(M)`
+:math:`\sum_{j_1\dots j_\nu}\prod_\xi \phi(\mathbf{r}_{ij_\xi}) = \prod_\xi \sum_j \phi(\mathbf{r}_{ij})
+= \prod_\xi A`, the same numbers come out of the atomic base in :math:`O(M)`
 (:class:`acecourse.ace.basis.InvariantBasis`).  The tuples include repeated neighbours
 (:math:`j_1 = j_2`): these "self-interaction" terms are part of ACE's product basis.
 """

@@ -1,17 +1,17 @@
 r"""Generalised Clebsch–Gordan coupling of ν spherical-harmonic indices to a rotation invariant.
 
 A product basis function of correlation order :math:`\nu` is a product
-:math:`\prod_{t=1}^{\nu} A_{k_t l_t m_t}` (``k`` labels a radial/element channel).  A rotation
-invariant is obtained by contracting the :math:`m_t` indices with a *coupling tensor*
+:math:`\prod_{\xi=1}^{\nu} A_{k_\xi l_\xi m_\xi}` (``k`` labels a radial/element channel).  A rotation
+invariant is obtained by contracting the :math:`m_\xi` indices with a *coupling tensor*
 :math:`\mathcal{C}_{m_1\dots m_\nu}` built from Clebsch–Gordan coefficients, coupling from the
 left: :math:`(l_1, l_2) \to L_2`, :math:`(L_2, l_3) \to L_3`, …, and finally
 :math:`(L_{\nu-1}, l_\nu) \to 0`, which forces :math:`L_{\nu-1} = l_\nu`.  The intermediate
 degrees :math:`(L_2, \dots, L_{\nu-1})` label the *coupling paths*.
 
 Reflection (inversion :math:`\mathbf{r}\to-\mathbf{r}`) multiplies :math:`Y_l^m` by
-:math:`(-1)^l`, so an invariant of O(3) needs :math:`\sum_t l_t` even.
+:math:`(-1)^l`, so an invariant of O(3) needs :math:`\sum_\xi l_\xi` even.
 
-When some :math:`(k_t, l_t)` are equal, the product is symmetric under permuting them, so only the
+When some :math:`(k_\xi, l_\xi)` are equal, the product is symmetric under permuting them, so only the
 part of :math:`\mathcal{C}` symmetric under those permutations survives: some paths vanish and
 others become linearly dependent.  :func:`independent_couplings` symmetrises the path tensors and
 keeps an orthonormal basis of their span (an SVD), which is the count of linearly independent
@@ -54,7 +54,7 @@ def coupling_paths(ls: tuple[int, ...]) -> list[tuple[int, ...]]:
 
 
 def is_parity_even(ls: tuple[int, ...]) -> bool:
-    """True when :math:`\\sum_t l_t` is even, i.e. the product is invariant under inversion."""
+    """True when :math:`\\sum_\\xi l_\\xi` is even, i.e. the product is invariant under inversion."""
     return sum(ls) % 2 == 0
 
 

@@ -293,7 +293,7 @@ class SymmetricContraction(torch.nn.Module):
     .. math::
         m_{i,kLM} = \sum_{\nu=1}^{\nu_{\max}} \sum_{\eta} W^{(\nu)}_{z_i,\eta k L}
         \sum_{l_1m_1\dots l_\nu m_\nu} \mathcal U^{LM}_{\eta;\,l_1m_1\dots l_\nu m_\nu}
-        \prod_{t=1}^{\nu} A_{i,k l_t m_t}
+        \prod_{\xi=1}^{\nu} A_{i,k l_\xi m_\xi}
 
     The tensor :math:`\mathcal U^{(\nu)}` (generalised Clebsch–Gordan coefficients that couple
     ``ν`` copies of ``0e+1o+…`` to ``L``) is computed by ``mace.tools.cg.U_matrix_real``; ``η``
