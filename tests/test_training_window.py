@@ -60,6 +60,7 @@ TINY = {  # the ci profile's model, data and test frames; fewer training and val
     "warmup_epochs": 1,
     "progress": False,
 }
+CI_TINY = make_config("ci", TINY)  # the chain the tests' windows land in
 pytestmark = pytest.mark.usefixtures("float64_default")
 
 
@@ -117,7 +118,7 @@ def first_window(tmp_path_factory):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     returned, problems = returned_files(out)
-    landed = land_window(out, repo, profile="ci")
+    landed = land_window(out, repo, profile=CI_TINY)
     return {"repo": repo, "out": out, "returned": returned, "problems": problems,
             "landed": landed, "stdout": done.stdout}  # fmt: skip
 
@@ -182,15 +183,15 @@ def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_
     for path in (tmp_path / "out2").rglob("*"):
         path.chmod(0o555 if path.is_dir() else 0o444)
     with pytest.raises(TrainingError, match=r"does not belong in a chain of the full profile "
-                       r"\(.*hidden_irreps='8x0e\+8x1o'.*dtype='float64', test_frames=40 "
-                       r"\(not 1000\)\): not landed"):  # fmt: skip
+                       r"\(.*hidden_irreps='8x0e\+8x1o'.*dtype='float64', n_train=10, n_valid=5, "
+                       r"n_test=40, test_frames=40 \(not 1000\)\): not landed"):  # fmt: skip
         land_window(tmp_path / "out2", repo)  # a ci window never lands in the course's chain
-    landed = land_window(tmp_path / "out2", repo, profile="ci")
+    landed = land_window(tmp_path / "out2", repo, profile=CI_TINY)
     assert landed["removed"] == [row1["model"]] and not (repo / first / "model.pt.gz").exists()
     assert os.access(repo / CHAIN / "window02" / "model.pt.gz", os.W_OK)
     assert [r["window"] for r in read_chain(repo / CHAIN)] == [1, 2]
     with pytest.raises(TrainingError, match="does not extend"):  # the same window twice
-        land_window(tmp_path / "out2", repo, profile="ci")
+        land_window(tmp_path / "out2", repo, profile=CI_TINY)
 
 
 def _state_dict(model_file: Path) -> dict:
@@ -623,7 +624,7 @@ def test_land_reads_the_repository_layout_too(first_window, tmp_path):
     (back / CHAIN / "window01").mkdir()
     for path in (src / "window01").iterdir():
         (back / CHAIN / "window01" / path.name).write_bytes(path.read_bytes())
-    landed = land_window(back, repo, profile="ci")
+    landed = land_window(back, repo, profile=CI_TINY)
     assert landed["window"] == 1 and (repo / CHAIN / "window01" / "model.pt.gz").is_file()
 
 

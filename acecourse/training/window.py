@@ -357,15 +357,17 @@ def run_window(
     return {**row, "window_dir": str(window_dir), "status": result["status"]}
 
 
-LANDED_SETTINGS = (*ARCHITECTURE, "dtype")
-"""Settings a landed window must share with its profile: the model the chain's files rebuild."""
+LANDED_SETTINGS = (*ARCHITECTURE, "dtype", "n_train", "n_valid", "split_seed", "n_test")
+"""Settings a landed window must share with its chain's profile: the model the chain's files
+rebuild, and the frames it trained, validated and was tested on (else its errors cannot be
+compared with the other rows')."""
 
 
 def land_window(
     returned: str | os.PathLike,
     repo_root: str | os.PathLike = ".",
     chain_dir: Path = CHAIN,
-    profile: str | None = "full",
+    profile: str | TrainConfig | None = "full",
 ) -> dict[str, Any]:
     """Copy a window's returned files into the repository and drop the superseded model.
 
@@ -373,10 +375,11 @@ def land_window(
     or in the repository's layout (``<chain_dir>/...``).  Checks that the returned
     ``chain.csv`` is the repository's plus one row that starts from the repository's newest
     model, that every file of the window is there, and that the window belongs in a chain of
-    ``profile`` (its model and dtype, and all of the profile's test frames; ``None``: no such
-    check).  Then copies them (as plain files: a fetched file may be read-only), and deletes the
-    previous window's ``model.pt.gz`` (a window's, never the chain's start, which other chapters
-    load): git keeps it in the history.  Returns what was written and removed.
+    ``profile`` (a profile's name or a :class:`TrainConfig`: the :data:`LANDED_SETTINGS` and the
+    number of test frames; ``None``: no such check).  Then copies them (as plain files: a
+    fetched file may be read-only), and deletes the previous window's ``model.pt.gz`` (a
+    window's, never the chain's start, which other chapters load): git keeps it in the history.
+    Returns what was written and removed.
     """
     returned, repo_root = Path(returned), Path(repo_root)
     flat = (returned / "chain.csv").is_file()
@@ -400,7 +403,8 @@ def land_window(
     if missing:
         raise TrainingError(f"{source}: missing {', '.join(missing)}")
     if profile is not None:
-        wanted = make_config(profile)
+        wanted = make_config(profile) if isinstance(profile, str) else profile
+        label = profile if isinstance(profile, str) else "given"
         config = json.loads((source / "config.json").read_text())
         differ = [
             f"{k}={config.get(k)!r}" for k in LANDED_SETTINGS if config.get(k) != getattr(wanted, k)
@@ -410,7 +414,7 @@ def land_window(
             differ.append(f"test_frames={row['test_frames']} (not {frames})")
         if differ:
             raise TrainingError(
-                f"window {row['window']} does not belong in a chain of the {profile} profile "
+                f"window {row['window']} does not belong in a chain of the {label} profile "
                 f"({', '.join(differ)}): not landed"
             )
     (repo_root / window_dir).mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,7 @@ case "${1:-}" in
     seconds=$2; shift 2
     install
     half=$(( (T0 + seconds - $(date +%s)) / 2 ))
+    rm -rf /tmp/cmp
     for b in 5 20; do
       log="$OUT/compare_batch$b.log"  # kept only if this half fails
       rc=0
