@@ -535,7 +535,7 @@ def test_a_failing_window_returns_its_log_and_a_nonzero_exit(tmp_path):
     assert [name for name, _ in returned_files(out)[0]] == ["window_failed.log"]
     log = (out / "window_failed.log").read_text()
     assert "installed after" in log and "error: setting lr=-1 must be a positive number" in log
-    assert "window failed after" in done.stdout and "1 files" in done.stdout
+    assert "window failed after" in done.stdout and "window_failed.log" in done.stdout  # ls of $OUT
 
 
 @needs_data
@@ -672,6 +672,30 @@ def test_a_signal_ends_a_window_evaluated_and_its_row_says_where(first_window, t
     assert row["schedule"].endswith("at epoch 6, stage two from epoch 6; ended after epoch 2 "
                                      "by a signal")  # fmt: skip
     assert sorted(p.name for p in Path(row["window_dir"]).iterdir()) == sorted(WINDOW_FILES)
+
+
+@needs_data
+def test_a_signal_during_the_test_evaluation_does_not_lose_the_window(first_window, tmp_path,
+                                                                       monkeypatch, capfd):  # fmt: skip
+    """On the device the SIGTERM of the safety net can come after the last epoch, while the
+    window tests its weights: the window notes it, finishes and writes its files (without the
+    guard Python's default handler would end it with nothing but its log)."""
+    import acecourse.training.trainer as trainer_module
+
+    real_end_run = trainer_module.end_run
+
+    def end_run_after_a_signal(run, status):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_end_run(run, status)
+
+    monkeypatch.setattr(trainer_module, "end_run", end_run_after_a_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    row = run_window(tmp_path / "out", epochs=2, profile="ci", overrides=TINY,
+                     repo_root=first_window["repo"])  # fmt: skip
+    assert row["status"] == "finished" and row["epochs"] == 2
+    assert sorted(p.name for p in Path(row["window_dir"]).iterdir()) == sorted(WINDOW_FILES)
+    assert "warning: SIGTERM outside the epochs: ignored" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # the guard is gone after the window
 
 
 @needs_data

@@ -41,11 +41,15 @@ Row 0 of ``chain.csv`` is where the chain starts: the committed H100 run (:func:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -230,6 +234,10 @@ def time_plan(deadline: float, log: Callable[[str], None] = print) -> Callable[[
     return plan
 
 
+UNPLANNED = 1_000_000
+"""A window's epoch count until its plan fixes it after the warm-up (a bound never reached)."""
+
+
 def _log_epochs(plan: Callable[[Run], None] | None) -> Callable[[Run], None]:
     """``plan`` (if any), and one line per epoch on stdout: the window's log, which the device
     returns even when the call is cut off, shows how far it got."""
@@ -238,14 +246,41 @@ def _log_epochs(plan: Callable[[Run], None] | None) -> Callable[[Run], None]:
         if plan is not None:
             plan(run)
         r = run.history[-1]
+        total = "?" if run.total_epochs >= UNPLANNED else run.total_epochs  # before the plan
         print(
-            f"epoch {r['epoch']}/{run.total_epochs} stage {r['stage']} lr {r['lr']:.3g} "
+            f"epoch {r['epoch']}/{total} stage {r['stage']} lr {r['lr']:.3g} "
             f"valid F {r['valid_forces_mae_meV_per_A']:.3f} meV/A E {r['valid_energy_mae_meV']:.3f}"
             f" meV ({r['epoch_time_s']:.2f} s, {r['wall_time_s']:.0f} s)",
             flush=True,
         )
 
     return after_epoch
+
+
+@contextlib.contextmanager
+def _signals_noted():
+    """SIGTERM outside the epochs (loading, the test evaluations, writing the files) is noted
+    and ignored, so that a window which has trained is never lost to it; during the epochs
+    :func:`~acecourse.training.trainer.train_epochs` ends the window after the current epoch.
+    On the device a SIGKILL 35 s after the SIGTERM remains the hard limit
+    (``scripts/device/gpu.sh``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum, frame):
+        print(
+            f"warning: {signal.Signals(signum).name} outside the epochs: ignored, the window "
+            "finishes its evaluation and files",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    old = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def run_window(
@@ -308,7 +343,7 @@ def run_window(
         "at_wall": "finish",
         "progress": False,
         "init_weights": None,
-        "max_epochs": epochs or 1_000_000,
+        "max_epochs": epochs or UNPLANNED,
         "seed": make_config(profile).seed + index,
     }
     if parent is not None:
@@ -331,7 +366,7 @@ def run_window(
 
     name = f"window{index:02d}"
     window_dir = out_root / name
-    with tempfile.TemporaryDirectory(prefix="window_") as scratch:
+    with _signals_noted(), tempfile.TemporaryDirectory(prefix="window_") as scratch:
         result = train(config, scratch, resume=False, command=command, plan=plan, checkpoints=False)
         if result["status"] == "paused":  # only a second signal, mid-epoch, gets here
             raise TrainingError("the window was stopped by a signal; its files were not written")

@@ -45,7 +45,7 @@ install() {  # every failure returns non-zero (set -e does not act inside `insta
     return 2
   fi
   if [ ! -f "$SITE/.base" ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .carry/whl/*.whl \
+    python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target "$SITE" .carry/whl/*.whl \
       || { echo "error: pip could not install .carry/whl" >&2; return 2; }
     touch "$SITE/.base"
   fi
@@ -73,7 +73,7 @@ case "${1:-}" in
     fail() {  # keep the log as window_failed.log, show its end and what comes back, exit $1
       mv "$log" "$OUT/window_failed.log"
       grep -v "${NOISE[@]}" "$OUT/window_failed.log" | tail -25 || true
-      check_returned || true
+      ls -l "$OUT"  # not check_returned: it imports torch, and this may be the call's last seconds
       echo "window failed after $(( $(date +%s) - T0 )) s (exit code $1)"
       exit "$1"
     }
