@@ -546,7 +546,8 @@ def test_cell_does_nothing_where_the_course_is_installed(tmp_path) -> None:
     chapter.mkdir()
     code = FORBID_SIDE_EFFECTS + setup_cell.cell_source(rmd17=HAVE_DATA, chapter="00_chapter")
     code += "\nimport os\nprint(sorted(k for k in globals() if 'acecourse' in k), os.getcwd())"
-    result = _run(Path(sys.executable), code, chapter)
+    data = {"ACECOURSE_RMD17_DIR": str(DATA_DIR)} if HAVE_DATA else {}  # as this session has it
+    result = _run(Path(sys.executable), code, chapter, **data)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"[] {chapter}"  # the cell leaves no name behind
 
