@@ -70,8 +70,10 @@ DYNAMIC_IMPORT = re.compile(r"\bimport_module\b|\b__import__\b")
 
 
 # --------------------------------------------------------------------------- what a notebook runs
-def toc_notebooks(root: Path, toc: Path) -> list[Path]:
-    """The existing ``.ipynb`` files of a Jupyter Book table of contents, in reading order."""
+def toc_files(toc: Path) -> list[str]:
+    """Every ``file`` entry of a Jupyter Book table of contents (root first), in reading order,
+    as written there (with or without a suffix).  The one toc reader of the repository: the
+    setup-cell tool and the tests use it too."""
     data = yaml.safe_load(toc.read_text())
     names = [data["root"]]
 
@@ -84,8 +86,13 @@ def toc_notebooks(root: Path, toc: Path) -> list[Path]:
     for part in data.get("parts", []):
         walk(part.get("chapters", []))
     walk(data.get("chapters", []))
+    return names
+
+
+def toc_notebooks(root: Path, toc: Path) -> list[Path]:
+    """The existing ``.ipynb`` files of a Jupyter Book table of contents, in reading order."""
     notebooks = []
-    for name in names:
+    for name in toc_files(toc):
         path = root / name
         path = path if path.suffix == ".ipynb" else path.with_name(path.name + ".ipynb")
         if path.is_file():

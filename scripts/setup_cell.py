@@ -55,7 +55,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from book_cache import local_modules  # what a notebook imports from ../scripts
+from book_cache import local_modules, toc_notebooks  # the scripts a notebook imports; the toc
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "acecourse-setup"
@@ -186,29 +186,6 @@ def cell_source(
 
 
 # --------------------------------------------------------------------------- notebooks
-def toc_notebooks(toc_path: Path = ROOT / "_toc.yml", root: Path = ROOT) -> list[Path]:
-    """The notebooks (existing ``.ipynb`` files) of a Jupyter Book toc, in reading order."""
-    toc = yaml.safe_load(toc_path.read_text())
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    walk(toc.get("chapters", []))
-    paths = []
-    for name in names:
-        path = root / name
-        path = path if path.suffix == ".ipynb" else path.with_name(path.name + ".ipynb")
-        if path.is_file():
-            paths.append(path)
-    return paths
-
-
 def _source(cell: dict) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
@@ -348,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.toc.is_file():
         parser.exit(2, f"setup_cell: error: no table of contents {args.toc}\n")
     root = args.toc.resolve().parent
-    notebooks = toc_notebooks(args.toc, root)
+    notebooks = toc_notebooks(root, args.toc)
     status = 0
     for path in notebooks:
         nb = read(path)

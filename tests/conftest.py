@@ -24,11 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from kernel_env import kernel_process_environment  # the book build's kernel settings
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from book_cache import toc_files  # the repository's one toc reader
 
 TOC_PATH = Path(os.environ.get("ACECOURSE_TOC", ROOT / "_toc.yml")).resolve()
 BUILD_ROOT = ROOT / "_build"
@@ -47,18 +49,7 @@ NOTEBOOK_OK: dict[str, bool] = {}
 # --------------------------------------------------------------------------- table of contents
 def toc_docnames(toc_path: Path = TOC_PATH) -> list[str]:
     """Every ``file`` entry of a Jupyter Book toc (root first), in reading order, without suffix."""
-    toc = yaml.safe_load(toc_path.read_text())
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    walk(toc.get("chapters", []))
+    names = toc_files(toc_path)
     return [str(Path(n).with_suffix("")) if Path(n).suffix in DOC_SUFFIXES else n for n in names]
 
 
