@@ -53,13 +53,31 @@ needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"rMD17 split 01 not found
 
 #: Prepended to the cell: any process start or URL opened afterwards aborts the run.
 FORBID_SIDE_EFFECTS = """\
-import sys
+import os, sys
 def _forbid(event, args):
+    if event == "subprocess.Popen":  # ctypes.util.find_library's search, which a CUDA build
+        command = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]  # of torch runs
+        if command and os.path.basename(str(command[0])) in ("ldconfig", "gcc", "cc", "ld",
+                                                             "objdump"):  # on import
+            return
     if event in ("subprocess.Popen", "os.system", "os.posix_spawn", "urllib.Request",
                  "socket.connect"):
         raise RuntimeError(f"FORBIDDEN {event}")
 sys.addaudithook(_forbid)
 """
+
+
+def test_the_guard_allows_the_library_search_and_nothing_else(tmp_path) -> None:
+    """FORBID_SIDE_EFFECTS lets ctypes find a shared library (a CUDA build of torch does it on
+    import, with ldconfig) and still stops any other process."""
+    code = FORBID_SIDE_EFFECTS + (
+        "import ctypes.util, subprocess\n"
+        "print('found', ctypes.util.find_library('c'), flush=True)\n"
+        "subprocess.run(['git', '--version'])\n"
+    )
+    result = _run(Path(sys.executable), code, tmp_path)
+    assert result.stdout.startswith("found libc.so"), result.stdout + result.stderr
+    assert result.returncode == 1 and "RuntimeError: FORBIDDEN subprocess.Popen" in result.stderr
 
 
 # --------------------------------------------------------------------------- notebooks
