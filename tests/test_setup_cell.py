@@ -55,10 +55,11 @@ needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"rMD17 split 01 not found
 FORBID_SIDE_EFFECTS = """\
 import os, sys
 def _forbid(event, args):
-    if event == "subprocess.Popen":  # ctypes.util.find_library's search, which a CUDA build
-        command = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]  # of torch runs
+    if event in ("subprocess.Popen", "os.posix_spawn"):  # ctypes.util.find_library's search,
+        command = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]  # which a CUDA
+        # build of torch runs on import (Python 3.13's subprocess also raises os.posix_spawn)
         if command and os.path.basename(str(command[0])) in ("ldconfig", "gcc", "cc", "ld",
-                                                             "objdump"):  # on import
+                                                             "objdump"):
             return
     if event in ("subprocess.Popen", "os.system", "os.posix_spawn", "urllib.Request",
                  "socket.connect"):
