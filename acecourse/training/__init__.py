@@ -11,5 +11,6 @@ from acecourse.training.trainer import (  # noqa: F401
     error_metrics,
     load_trained_model,
     loss_function,
+    read_metrics,
     train,
 )

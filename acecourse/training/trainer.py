@@ -242,6 +242,12 @@ def _write_metrics_csv(history: list[dict], path: Path) -> None:
             writer.writerow({k: row[k] for k in METRIC_FIELDS})
 
 
+def read_metrics(run_dir: str | os.PathLike) -> np.ndarray:
+    """A run's ``metrics.csv`` as a structured array, one record per epoch (also for one epoch),
+    fields :data:`METRIC_FIELDS`."""
+    return np.atleast_1d(np.genfromtxt(Path(run_dir) / "metrics.csv", delimiter=",", names=True))
+
+
 def split_indices(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of a config's training and validation frames (in the split's training file) and
     of its test frames (in the test file)."""

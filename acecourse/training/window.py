@@ -59,7 +59,7 @@ import numpy as np
 
 from acecourse.training.config import TrainConfig, make_config
 from acecourse.training.schedules import make_schedule
-from acecourse.training.trainer import ARCHITECTURE, Run, TrainingError, train
+from acecourse.training.trainer import ARCHITECTURE, Run, TrainingError, read_metrics, train
 
 CHAIN = Path("artifacts/mace_ethanol/chain")
 """The chain's folder, relative to the repository root."""
@@ -151,7 +151,7 @@ def _run_row(run_dir: Path, model: str) -> dict[str, Any]:
     config = json.loads((run_dir / "config.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
     test = json.loads((run_dir / "test_metrics_float64.json").read_text())["metrics"]
-    metrics = np.atleast_1d(np.genfromtxt(run_dir / "metrics.csv", delimiter=",", names=True))
+    metrics = read_metrics(run_dir)
     evaluated = (run.get("evaluated_weights") or {}).get("epoch")
     if evaluated is None:  # a run from before the best-weights rule: its last epoch was tested
         evaluated = int(metrics["epoch"][-1])
@@ -477,7 +477,7 @@ def compare_at_equal_time(run_dirs: list[str | os.PathLike]) -> dict[str, Any]:
     """
     curves = {}
     for run_dir in map(Path, run_dirs):
-        m = np.genfromtxt(run_dir / "metrics.csv", delimiter=",", names=True)
+        m = read_metrics(run_dir)
         config = json.loads((run_dir / "config.json").read_text())
         curves[run_dir.name] = (
             config,
