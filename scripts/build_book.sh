@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the course website: set up .venv, execute the notebooks, write _build/html/.
-# Incremental: a notebook is executed again only when its code or its inputs changed (see
-# scripts/book_cache.py); `rm -rf _build` starts from scratch.
+# Incremental: a notebook is executed again only when its code or the course's inputs changed
+# (book/_ext/build_cache.py); `rm -rf _build` starts from scratch.
 # Usage: bash scripts/build_book.sh
 # Environment: ACECOURSE_TOC=path uses another table of contents (development only).
 set -euo pipefail
@@ -14,12 +14,11 @@ toc=()
 [[ -n "${ACECOURSE_TOC:-}" ]] && toc=(--toc "$ACECOURSE_TOC")
 # _config.yml sets execute_notebooks: cache (jupyter-cache in _build/.jupyter_cache, so a fresh
 # clone executes every notebook), allow_errors: false, a 1200 s timeout per cell.  Every build
-# (book/_ext/build_cache.py) re-executes a notebook whose code, imported acecourse or ../scripts
-# modules, named files, artifacts/, installed packages or Python changed; scripts/book_cache.py
-# runs jupyter-book and then prints each notebook's wall time.
+# (book/_ext/build_cache.py) executes all notebooks again when the package, scripts/, artifacts/,
+# the pins or the Python changed; myst-nb logs each executed notebook's time.
 # -W: warnings are errors; -n: nitpicky (broken references); --keep-going: report all of them.
 status=0
-python scripts/book_cache.py "${toc[@]}" -- -W -n --keep-going || status=$?
+jupyter-book build . "${toc[@]}" -W -n --keep-going || status=$?
 t2=$SECONDS
 echo
 echo "set-up: $((t1 - t0)) s, build (with notebook execution): $((t2 - t1)) s"

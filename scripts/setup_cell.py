@@ -46,6 +46,7 @@ a chapter's own code that reads ``../artifacts`` and imports ``../scripts``.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -55,7 +56,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from book_cache import local_modules, toc_notebooks  # the scripts a notebook imports; the toc
+from toc import toc_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "acecourse-setup"
@@ -193,6 +194,44 @@ def _source(cell: dict) -> str:
 
 def _is_setup(cell: dict) -> bool:
     return cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def _imports(code: str) -> set[str]:
+    """First components of the absolute imports of notebook code (IPython lines blanked)."""
+    lines = ("" if ln.lstrip().startswith(("%", "!")) else ln for ln in code.splitlines())
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def local_modules(code: str, folder: Path, root: Path, package: str = "") -> set[Path]:
+    """Python files outside ``package`` that the code imports through ``sys.path``: from its
+    own ``folder`` or from a folder inside ``root`` that it names in a string (``"../scripts"``),
+    and what those files import in turn from the same folders."""
+    root, folder = root.resolve(), folder.resolve()
+    folders = [folder]
+    for text in re.findall(r"[\"']([^\"'\n]{1,300})[\"']", code):
+        path = (folder / text).resolve()
+        if path.is_dir() and root in path.parents and path not in folder.parents:
+            if path not in folders and path != root / package:
+                folders.append(path)
+    found: set[Path] = set()
+    todo = [code]
+    while todo:
+        for name in sorted(_imports(todo.pop()) - {package}):
+            module = next((d / f"{name}.py" for d in folders if (d / f"{name}.py").is_file()), None)
+            if module is not None and module not in found:
+                found.add(module)
+                todo.append(module.read_text())
+    return found
 
 
 def uses_rmd17(nb: dict, folder: Path | None = None) -> bool:

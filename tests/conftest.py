@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from kernel_env import kernel_process_environment  # the book build's kernel settings
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from book_cache import toc_files  # the repository's one toc reader
+from toc import toc_files  # the repository's one toc reader
 
 TOC_PATH = Path(os.environ.get("ACECOURSE_TOC", ROOT / "_toc.yml")).resolve()
 BUILD_ROOT = ROOT / "_build"
