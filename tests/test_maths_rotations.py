@@ -132,3 +132,36 @@ def test_euclidean_action_preserves_distances():
     y = apply_euclidean(x, random_orthogonal(rng), rng.standard_normal(3))
     d = lambda p: np.linalg.norm(p[:, None] - p[None], axis=-1)
     np.testing.assert_allclose(d(x), d(y), atol=1e-12, rtol=0)
+
+
+def _round_trip_error(R):
+    return np.abs(euler_zyz_to_matrix(*matrix_to_euler_zyz(R)) - R).max()
+
+
+@pytest.mark.parametrize("pole", [0.0, np.pi])
+def test_euler_zyz_round_trip_one_rounding_step_from_gimbal_lock(pole):
+    # issue 22 item 19: R = Q^T Q R_z(-0.8) (R_y(pi)) has R[2, 2] one rounding step from +-1;
+    # arccos(R[2, 2]) gave beta ~ 1.5e-8 and alpha, gamma read from rounding noise (80 of 200
+    # seeds failed, error up to 1.43)
+    errors = []
+    for seed in range(200):
+        Q = random_rotation(seed)
+        R = Q.T @ Q @ rotation_z(-0.8) @ rotation_y(pole)
+        errors.append(_round_trip_error(R))
+        _, beta, gamma = matrix_to_euler_zyz(R)
+        assert abs(beta - pole) < 1e-15 and gamma == 0.0  # the gimbal-lock convention
+    assert max(errors) < 5e-15  # rounding (20 eps); before the fix: 1.43
+
+
+@pytest.mark.parametrize("pole", [0.0, np.pi])
+def test_euler_zyz_near_both_poles(pole):
+    # beta -> 0 and beta -> pi: the matrix comes back to rounding, and beta itself to rounding
+    # (arccos loses half the digits there: arccos(cos 1e-6) is off by ~1e-10)
+    rng = np.random.default_rng(8)
+    for distance in [1e-16, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2]:
+        for _ in range(20):
+            alpha, gamma = rng.uniform(-np.pi, np.pi, 2)
+            beta = pole + distance if pole == 0.0 else pole - distance
+            R = euler_zyz_to_matrix(alpha, beta, gamma)
+            assert _round_trip_error(R) < 5e-15
+            assert abs(matrix_to_euler_zyz(R)[1] - beta) < 1e-15

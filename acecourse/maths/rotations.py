@@ -172,24 +172,31 @@ def euler_zyz_to_matrix(alpha: float, beta: float, gamma: float) -> np.ndarray:
 def matrix_to_euler_zyz(R: np.ndarray) -> tuple[float, float, float]:
     """ZYZ Euler angles ``(alpha, beta, gamma)`` of a rotation matrix.
 
-    From ``R = R_z(alpha) R_y(beta) R_z(gamma)``: ``R[2, 2] = cos(beta)``,
-    ``(R[0, 2], R[1, 2]) = sin(beta) (cos(alpha), sin(alpha))`` and
-    ``(R[2, 0], R[2, 1]) = sin(beta) (-cos(gamma), sin(gamma))``.  At the gimbal-lock angles
-    ``beta = 0`` or ``pi`` only ``alpha +- gamma`` is defined; then ``gamma = 0`` is returned.
+    From ``R = R_z(alpha) R_y(beta) R_z(gamma)``: ``R[2, 2] = cos(beta)`` and
+    ``(R[0, 2], R[1, 2]) = sin(beta) (cos(alpha), sin(alpha))``.  So
+    ``beta = atan2(s, R[2, 2])`` with ``s = hypot(R[0, 2], R[1, 2]) = sin(beta)``, accurate at
+    every angle (``arccos(R[2, 2])`` loses half the digits near 0 and pi, and turns a rounding
+    error of ``R[2, 2]`` into ``beta ~ 1e-8``).  Then ``alpha = atan2(R[1, 2], R[0, 2])`` and
+    ``gamma`` is read from the rest, ``R_y(beta)^T R_z(alpha)^T R = R_z(gamma)``, which stays
+    exact to rounding when ``s`` is small and ``alpha`` uncertain (reading ``gamma`` from the
+    third row, ``sin(beta) (-cos(gamma), sin(gamma))``, would not).  At the gimbal-lock angles
+    (``s`` at rounding level, ``beta = 0`` or ``pi``) only ``alpha +- gamma`` is defined; then
+    ``gamma = 0`` is returned and ``alpha`` read from ``R R_y(beta)^T = R_z(alpha)``.
 
     Returns
     -------
     alpha in (-pi, pi], beta in [0, pi], gamma in (-pi, pi]  (radians)
     """
     R = np.asarray(R, dtype=np.float64)
-    beta = float(np.arccos(np.clip(R[2, 2], -1.0, 1.0)))
-    if np.sin(beta) > 1e-9:
+    s = float(np.hypot(R[0, 2], R[1, 2]))  # sin(beta) >= 0
+    beta = float(np.arctan2(s, R[2, 2]))
+    if s > 1e-15:  # above about 4 rounding steps; below, forcing gamma = 0 costs < 2e-15
         alpha = float(np.arctan2(R[1, 2], R[0, 2]))
-        gamma = float(np.arctan2(R[2, 1], -R[2, 0]))
-    elif R[2, 2] > 0:  # beta = 0: R = R_z(alpha + gamma)
-        alpha, gamma = float(np.arctan2(R[1, 0], R[0, 0])), 0.0
-    else:  # beta = pi: R = R_z(alpha - gamma) R_y(pi)
-        alpha, gamma = float(np.arctan2(-R[1, 0], -R[0, 0])), 0.0
+        rest = rotation_y(beta).T @ rotation_z(alpha).T @ R  # R_z(gamma)
+        gamma = float(np.arctan2(rest[1, 0], rest[0, 0]))
+    else:  # gimbal lock: R = R_z(alpha) R_y(beta) up to s, with gamma = 0
+        rest = R @ rotation_y(beta).T  # R_z(alpha)
+        alpha, gamma = float(np.arctan2(rest[1, 0], rest[0, 0])), 0.0
     return alpha, beta, gamma
 
 
