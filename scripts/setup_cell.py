@@ -220,9 +220,9 @@ def local_modules(code: str, folder: Path, root: Path, package: str = "") -> set
     folders = [folder]
     for text in re.findall(r"[\"']([^\"'\n]{1,300})[\"']", code):
         path = (folder / text).resolve()
-        if path.is_dir() and root in path.parents and path not in folder.parents:
-            if path not in folders and path != root / package:
-                folders.append(path)
+        inside = root in path.parents and path not in folder.parents
+        if path.is_dir() and inside and path not in folders and path != root / package:
+            folders.append(path)
     found: set[Path] = set()
     todo = [code]
     while todo:

@@ -35,7 +35,11 @@ def write_notebook(path: Path, *code: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# A notebook")]
     nb.cells += [nbformat.v4.new_code_cell(source) for source in code]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -71,17 +75,20 @@ def make_book(root: Path) -> None:
     (root / "intro.md").write_text("# Intro\n\nA tiny book.\n")
     write_files(
         root,
-        {"tinypkg/__init__.py": "VALUE = 1\n", "tools/helper.py": "HELP = 1\n", "data/v.txt": "1\n"},
+        {
+            "tinypkg/__init__.py": "VALUE = 1\n",
+            "tools/helper.py": "HELP = 1\n",
+            "data/v.txt": "1\n",
+        },
     )
     count = "with open('{}', 'a') as f:\n    f.write('run\\n')"  # counts executions
-    write_notebook(
-        root / "nb.ipynb", count.format("runs.txt"), "import tinypkg\nprint(f'value={tinypkg.VALUE}')"
-    )
+    show = "import tinypkg\nprint(f'value={tinypkg.VALUE}')"
+    write_notebook(root / "nb.ipynb", count.format("runs.txt"), show)
     (root / "ch").mkdir()
     write_notebook(
         root / "ch" / "nb2.ipynb",
         count.format("../runs2.txt"),
-        'import sys\nfrom pathlib import Path\nsys.path.insert(0, "../tools")\nimport helper\n'
+        'import sys\nfrom pathlib import Path\nsys.path[:0] = ["../tools", ".."]\nimport helper\n'
         "import tinypkg\nprint(f'help={helper.HELP} value={tinypkg.VALUE}')\n"
         "print(f'data={Path(\"../data/v.txt\").read_text().strip()}')",
     )
@@ -93,8 +100,8 @@ def build(root: Path) -> tuple[int, int, int]:
     status = subprocess.run(
         [*command, "-W", "-n", "--keep-going"], cwd=root, capture_output=True, check=False
     ).returncode
-    runs = [(root / n).read_text().count("run") if (root / n).exists() else 0 for n in ("runs.txt", "runs2.txt")]
-    return status, *runs
+    counts = [root / name for name in ("runs.txt", "runs2.txt")]
+    return status, *(p.read_text().count("run") if p.exists() else 0 for p in counts)
 
 
 def page(root: Path, name: str) -> str:
