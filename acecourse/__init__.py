@@ -12,9 +12,18 @@ in them unless ``slice`` is allow-listed.  It then imports e3nn at once, so that
 are read under ``weights_only=True`` before anything imports mace-torch: mace-torch's import sets
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, and an e3nn imported after it warns (with the machine's
 path to e3nn) that ``weights_only=False`` was forced.
+
+Before any of that, it filters the dependencies' warnings that a learner cannot act on
+(:mod:`acecourse._warnings`: TorchScript's deprecation and annotation warnings, tqdm's fallback
+notice), narrowly by category and message, so that a chapter downloaded and run in a fresh
+environment is as clean as the website.
 """
 
-import torch as _torch
+from acecourse import _warnings
+
+_warnings.install()
+
+import torch as _torch  # after the warning filters
 
 _torch.serialization.add_safe_globals([slice])
 

@@ -9,13 +9,10 @@ kernels it starts):
     Tells code in a notebook that it runs for the website: the chapters' setup cell installs and
     downloads nothing, and :mod:`acecourse.interactive` writes the website's HTML output.
 ``PYTHONWARNINGS``
-    Hides known warnings of third-party libraries that say nothing to a reader and would put the
-    build machine's paths on the page (:data:`WARNING_FILTERS`; each entry names the library
-    and why it is not ours to fix).  Python reads the variable at interpreter start-up, before
-    any import, which is what catches warnings raised while a library is imported; a filter
-    installed by ``import acecourse`` would come too late for them.  Filters match a warning by
-    category and the start of its message only, so every other warning still shows, and the
-    site test fails on any warning that reaches a page.
+    Passed on unchanged, with no filter of the course's own (:data:`WARNING_FILTERS` is empty):
+    the dependencies' warnings that a learner cannot act on are filtered where the course imports
+    them, by ``import acecourse`` (:mod:`acecourse._warnings`), so that a downloaded chapter is as
+    clean as the website.  The site test fails on any warning that reaches a page.
 """
 
 from __future__ import annotations
@@ -23,15 +20,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-#: ``action:message-start:category`` entries (Python's ``-W`` syntax, no ``:`` or ``,`` inside).
-WARNING_FILTERS = (
-    # torch (2.13) when e3nn 0.4.4 and mace-torch compile their modules with TorchScript
-    # (instance attributes annotated in __init__): raised inside torch.jit, attributed to
-    # Python's ast.py, on every model construction.
-    "ignore:The TorchScript type system doesn't support instance-level annotations:UserWarning",
-    # tqdm.auto in a kernel without ipywidgets falls back to text progress bars and says so.
-    "ignore:IProgress not found",
-)
+#: ``action:message-start:category`` entries (Python's ``-W`` syntax) added to ``PYTHONWARNINGS``
+#: of the website's kernels; none: the course filters its dependencies' noise in the package.
+WARNING_FILTERS: tuple[str, ...] = ()
 
 
 #: Variables a parent process may carry only because it imported mace-torch itself (mace-torch sets

@@ -1,0 +1,97 @@
+"""A chapter run outside the website is as clean as the site (issue 20 item 9).
+
+``import acecourse`` filters the dependencies' warnings that a learner cannot act on
+(:mod:`acecourse._warnings`).  Checked in a plain Python process, as a downloaded chapter runs in
+Colab or a learner's kernel: no ``PYTHONWARNINGS``, no kernel settings of the book build, every
+warning shown once per place (``-W default``, so that deprecations are not hidden either).
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+
+TRAINING_PATH = """
+import warnings
+import numpy as np
+import acecourse.training
+from acecourse.training import make_config
+from acecourse.training.model import build_model
+from e3nn import o3
+from tqdm import TqdmWarning
+
+config = make_config("ci")
+build_model(config, np.zeros(10), 1.0, 5.0)
+o3.FullyConnectedTensorProduct("2x1o", "2x1o", "1x0e + 1x1e")
+# tqdm.notebook's warning without ipywidgets, raised as tqdm raises it
+warnings.warn("IProgress not found. Please update jupyter and ipywidgets.", TqdmWarning)
+warnings.warn("a warning of ours", UserWarning)
+"""
+
+NOISE = (
+    "torch.jit.script",
+    "TorchScript type system",
+    "IProgress not found",
+    "weights_only",
+    "torch.cuda.amp",
+)
+
+
+def _plain_run(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS",)}
+    env = {k: v for k, v in env.items() if not k.startswith("ACECOURSE_")}
+    env.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    return subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def test_training_path_warns_nothing_a_learner_cannot_act_on() -> None:
+    result = _plain_run(TRAINING_PATH)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if "Warning:" in line]
+    noise = [line for line in lines if any(n in line for n in NOISE)]
+    assert not noise, "\n".join(noise)
+    # our own warning still shows: the filters are narrow (message and category)
+    assert any("UserWarning: a warning of ours" in line for line in lines), result.stderr
+    others = [line for line in lines if "a warning of ours" not in line]
+    assert not [line for line in others if "FutureWarning" in line or "UserWarning" in line], (
+        "\n".join(others)
+    )
+
+
+def test_filters_are_narrow() -> None:
+    """The same messages in another category, or another message in the same category, show."""
+    from acecourse import _warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("always")
+        _warnings.install()
+        warnings.warn("`torch.jit.script` is deprecated. Use torch.compile.", FutureWarning)
+        warnings.warn("`torch.jit.script` is deprecated. Use torch.compile.", RuntimeWarning)
+        warnings.warn("The TorchScript type system doesn't support instance-level annotations")
+        warnings.warn("The TorchScript type system is fine", UserWarning)
+        warnings.warn("IProgress not found", UserWarning)
+    shown = [(type(w.message), str(w.message)) for w in caught]
+    assert shown == [
+        (RuntimeWarning, "`torch.jit.script` is deprecated. Use torch.compile."),
+        (UserWarning, "The TorchScript type system is fine"),
+        (UserWarning, "IProgress not found"),
+    ], shown
+
+
+def test_the_noise_exists_without_the_filters() -> None:
+    """The check above can fail: without the course's filters, building the model warns."""
+    code = (
+        "import warnings, acecourse\n"
+        "warnings.resetwarnings(); warnings.simplefilter('default')\n" + TRAINING_PATH
+    )
+    result = _plain_run(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TorchScript type system" in result.stderr
+    assert "IProgress not found" in result.stderr
