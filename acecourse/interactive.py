@@ -271,11 +271,27 @@ def _scene(ranges: np.ndarray | None = None, unit: str = "Å") -> dict:
     return scene
 
 
+#: Height (px) of the band at the top of a figure that Plotly's mode bar (its buttons) occupies;
+#: the title is drawn below it, so that the buttons never cover the title, also on a phone.
+MODEBAR_BAND = 34
+#: Title font size (px).
+TITLE_SIZE = 15
+
+
 def _layout(title: str, scene: dict, **extra) -> dict:
     return {
-        "title": {"text": title, "x": 0.5, "font": {"size": 15}},
+        "title": {
+            "text": title,
+            "x": 0.5,
+            "xanchor": "center",
+            "yref": "container",
+            "y": 1.0,
+            "yanchor": "top",
+            "pad": {"t": MODEBAR_BAND},
+            "font": {"size": TITLE_SIZE},
+        },
         "scene": scene,
-        "margin": {"l": 0, "r": 0, "t": 40, "b": 0},
+        "margin": {"l": 0, "r": 0, "t": MODEBAR_BAND + 2 * TITLE_SIZE + 8, "b": 0},
         "showlegend": False,
         "template": "none",
         "paper_bgcolor": "white",
