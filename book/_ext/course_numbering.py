@@ -9,6 +9,10 @@ and before it numbers the figures, so that chapter ``03_mace_architecture/04_tra
 3.4 in the sidebar and its figures are Figure 3.4.1, 3.4.2, ... (``numfig_secnum_depth: 2``).
 The front and back matter are not numbered.
 
+A phase's index page ends with its bibliography under a "References" heading; Sphinx would number
+that section like a chapter after the phase's chapters (1.4, 3.6, 4.5).  Sections titled
+:data:`UNNUMBERED_TITLES` keep no number (in the page and in the tables of contents).
+
 The patched method returns the pages whose *shown* numbers changed since the last build, so an
 incremental build rewrites only those (Sphinx's own comparison, of its unshifted numbers with the
 shifted ones it saved, would list every numbered page every time).
@@ -19,6 +23,8 @@ from __future__ import annotations
 from docutils import nodes
 
 FIRST_NUMBER = 0
+#: Section titles that are never numbered (a page's bibliography).
+UNNUMBERED_TITLES = frozenset({"References", "Bibliography"})
 
 
 def _shifted(number):
@@ -41,6 +47,17 @@ def _shift_all(env) -> None:
                 reference["secnumber"] = _shifted(reference["secnumber"])
 
 
+def _unnumber_references(env) -> None:
+    """Drop the numbers of sections titled :data:`UNNUMBERED_TITLES` (every page, every toc)."""
+    for docname, toc in env.tocs.items():
+        numbers = env.toc_secnumbers.get(docname, {})
+        for reference in toc.findall(nodes.reference):
+            anchor = reference.get("anchorname")
+            if anchor and reference.astext().strip() in UNNUMBERED_TITLES:
+                numbers[anchor] = None  # a missing key would fall back to the page number
+                reference.attributes.pop("secnumber", None)
+
+
 def _numbers(env) -> dict:
     """Every page's section numbers as tuples (sphinx-external-toc stores some as lists)."""
     return {
@@ -58,6 +75,7 @@ def _patch(collector_class) -> None:
         before = _numbers(env)  # the numbers the pages were last written with (shifted)
         original(self, env)
         _shift_all(env)
+        _unnumber_references(env)
         after = _numbers(env)
         # Sphinx compares its unshifted numbers with the shifted ones of the last build, which
         # would rewrite every numbered page on every build; compare the numbers pages show.
