@@ -1,30 +1,23 @@
-"""rMD17 ethanol, split 01: checked loading into ASE ``Atoms``.
+"""rMD17: checked loading into ASE ``Atoms``; ethanol split 01 ships with the package.
 
 The revised MD17 data set (Christensen & von Lilienfeld, 2020) gives PBE/def2-SVP energies and
-forces.  Split 01 has 1,000 training and 1,000 test frames of ethanol in two ``.npz`` files.
-This module finds those files in a data directory, checks their SHA-256 against the published
-checksums, converts kcal/mol to eV with :mod:`ase.units`, and returns ASE ``Atoms``.
+forces for ten molecules, with five train/test splits of 1,000 + 1,000 frames each.  Ethanol
+split 01, the course's data, ships in ``acecourse/data/rmd17/`` (CC0 1.0; licence and citation in
+the README there), so :func:`load_rmd17_ethanol` needs no download.  Every file is checked
+against the SHA-256 of ``rmd17/registry.txt`` on each load.
+
+Other molecules and splits are downloaded on first use with pooch into ``~/.cache/acecourse``
+(pooch's cache folder): the per-split file of github.com/andersx/rmd17-npz (0.7 to 1.5 MB) first;
+if that fails, the split is rebuilt from the 1 GB figshare archive of rMD17 (kept in the cache
+for the next split), and checked against the content hash of ``registry.txt``.
 
 Reference labels are stored in ``atoms.info["REF_energy"]`` (eV, total energy of the molecule)
 and ``atoms.arrays["REF_forces"]`` (eV/Å), names that cannot collide with the ``energy`` and
 ``forces`` keys of an ASE calculator (mace-torch's ``--energy_key``/``--forces_key`` accept them).
 
-Where the files come from, in order: the ``data_dir`` argument, the environment variable
-``ACECOURSE_RMD17_DIR``, ``../shared/data/rmd17`` next to the repository (the course's offline
-mirror), and ``~/.cache/acecourse/rmd17``.  With ``download=True`` missing files are fetched from
-the public figshare record of rMD17 into the first of those directories (``~/.cache/acecourse/rmd17``
-when neither the argument nor the variable is set); ``python -m acecourse.data download --dir DIR``
-does the same from a shell.  The environment variable ``ACECOURSE_RMD17_URL`` replaces the public
-archive by a folder (``https://`` or ``file://``) that serves the two split files themselves, e.g.
-a mirror; every downloaded file is checked against its SHA-256 as any other.
-
-The public archive is tried at each address of :data:`RMD17_ARCHIVE_URLS` in turn.  figshare's
-older address ``figshare.com/ndownloader/files/<id>`` answers scripts with an empty ``HTTP 202``
-and the header ``x-amzn-waf-action: challenge`` (a bot check meant for browsers), so the primary
-address is figshare's API, which redirects to the file.  Anything but ``HTTP 200`` with a bzip2
-body counts as a failure of that address, and the error, if every address fails, names each cause
-and what to do.  ``python -m acecourse.data check-url`` asks each address for its first kilobyte
-(a network check for maintainers; the tests never use the network).
+A folder named by the ``data_dir`` argument or by the environment variable
+``ACECOURSE_RMD17_DIR`` replaces the shipped folder and the cache: a setting that names a folder
+without the files fails instead of falling back.
 """
 
 from __future__ import annotations
@@ -32,347 +25,256 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import sys
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+import zipfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
+import pooch
 from ase import Atoms, units
 
 ENV_VAR = "ACECOURSE_RMD17_DIR"
-"""Environment variable naming the directory that holds the rMD17 split files."""
-
-URL_ENV_VAR = "ACECOURSE_RMD17_URL"
-"""Environment variable: base URL of a folder serving the two split files (replaces the archive)."""
-
-DOWNLOAD_COMMAND = "python -m acecourse.data download --dir DIR"
-"""The shell command that fetches and checks the split files (``acecourse/data/__main__.py``)."""
+"""Environment variable naming a folder that holds the split files (replaces the defaults)."""
 
 ENERGY_KEY = "REF_energy"
 FORCES_KEY = "REF_forces"
-
-#: SHA-256 of the split-01 files (copied from the mirror's SHA256SUMS).
-SHA256 = {
-    "rmd17_ethanol_train_01.npz": "096946747b8d9dcfa042b44f8debbd3da387dfe1586b659e3be789cc4927316a",
-    "rmd17_ethanol_test_01.npz": "c3594a0f93d5992e02f9eb671392fb2e5021b3fa4f902417886966d1e4f64e1e",
-}
-
-#: SHA-256 of the arrays nuclear_charges, coords, energies, forces (in this order, as bytes).
-CONTENT_SHA256 = {
-    "rmd17_ethanol_train_01.npz": "4823f64023efe126410568375725f999ef7035e19bea1ee0f5148ca3da1eff9c",
-    "rmd17_ethanol_test_01.npz": "cc94742a4ba08b02100e1dd728b0177c8e8fe2d23bb1a6d5a286aedf592dced2",
-}
-
-#: Public sources of the rMD17 archive (figshare article 12672038, file 23950376: a 1 GB tar.bz2
-#: with all molecules), tried in this order.  figshare's API redirects to the file without the bot
-#: challenge of ``figshare.com/ndownloader/...``; ``ndownloader.figshare.com`` redirects to the
-#: same file; the Materials Cloud address is a copy of the same archive seen in other projects'
-#: download code (not reachable from the course's machines, so unverified; its content is checked
-#: like any other).
-RMD17_ARCHIVE_URLS = (
-    "https://api.figshare.com/v2/file/download/23950376",
-    "https://ndownloader.figshare.com/files/23950376",
-    "https://archive.materialscloud.org/records/pfffs-fff86/files/rmd17.tar.bz2?download=1",
-)
-RMD17_ARCHIVE_URL = RMD17_ARCHIVE_URLS[0]
-"""The primary address of the public archive."""
-
-RMD17_RECORD = "https://doi.org/10.6084/m9.figshare.12672038"
-"""The rMD17 record, for a reader who downloads the archive in a browser."""
-
-ARCHIVE_COMMAND = "python -m acecourse.data download --dir DIR --archive rmd17.tar.bz2"
-"""The shell command that rebuilds the split files from an archive downloaded by hand."""
-
-BZIP2_MAGIC = b"BZh"
-TIMEOUT_S = 60
-"""Seconds without an answer (per connection or read) before a download attempt gives up."""
-
-_USER_AGENT = "acecourse-rmd17-downloader (python urllib)"
-
 KCAL_PER_MOL = units.kcal / units.mol  # eV per (kcal/mol)
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).with_name("rmd17")
+"""The shipped files: ethanol split 01, its licence and the registry of hashes."""
+
+MOLECULES = (
+    "aspirin",
+    "azobenzene",
+    "benzene",
+    "ethanol",
+    "malonaldehyde",
+    "naphthalene",
+    "paracetamol",
+    "salicylic",
+    "toluene",
+    "uracil",
+)
+
+SPLIT_FILES_URL = (
+    "https://raw.githubusercontent.com/andersx/rmd17-npz/"
+    "4f6bb0a186822c90d47cd98b7a27991fe0b3173b/rmd17-npz/"
+)
+"""The per-split files (CC0 1.0, by the data set's author), at a fixed commit."""
+
+ARCHIVE_URLS = (
+    "https://api.figshare.com/v2/file/download/23950376",
+    "https://ndownloader.figshare.com/files/23950376",
+)
+"""The rMD17 archive (figshare article 12672038, 1 GB tar.bz2), tried in this order.  The API
+address avoids the bot challenge (an empty ``HTTP 202``) that ``figshare.com/ndownloader``
+answers scripts with."""
+
+RMD17_RECORD = "https://doi.org/10.6084/m9.figshare.12672038"
 
 
 class RMD17DataError(RuntimeError):
-    """The rMD17 files are missing, truncated or altered."""
+    """The rMD17 files are missing, truncated or altered, or could not be downloaded."""
 
 
-def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
-    """Folders to look in.  An explicit argument, or else the environment variable, is the only
-    candidate: a setting that names a folder without the files must fail, not fall back."""
-    if data_dir is not None:
-        return [Path(data_dir)]
-    if os.environ.get(ENV_VAR):
-        return [Path(os.environ[ENV_VAR])]
-    return [
-        _REPO_ROOT.parent / "shared" / "data" / "rmd17",
-        Path.home() / ".cache" / "acecourse" / "rmd17",
-    ]
+def _read_registry() -> dict[str, tuple[str, str]]:
+    lines = (PACKAGE_DIR / "registry.txt").read_text().splitlines()
+    rows = [line.split() for line in lines if line and not line.startswith("#")]
+    return {name: (file_hash, content) for name, file_hash, content in rows}
+
+
+REGISTRY = _read_registry()
+"""File name -> (SHA-256 of the file, SHA-256 of its arrays), for all 100 per-split files."""
+
+SHA256 = {
+    name: REGISTRY[name][0] for name in ("rmd17_ethanol_train_01.npz", "rmd17_ethanol_test_01.npz")
+}
+"""SHA-256 of the shipped files (ethanol split 01)."""
+
+
+def split_file_name(molecule: str = "ethanol", split: str = "train", split_index: int = 1) -> str:
+    """``rmd17_<molecule>_<train|test>_<01..05>.npz``; raises ``ValueError`` for other values."""
+    if molecule not in MOLECULES:
+        raise ValueError(f"molecule must be one of {', '.join(MOLECULES)}; got {molecule!r}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split_index not in range(1, 6):
+        raise ValueError(f"split_index must be 1 to 5, got {split_index!r}")
+    return f"rmd17_{molecule}_{split}_{split_index:02d}.npz"
+
+
+def cache_dir() -> Path:
+    """Where downloaded files go: pooch's cache folder for the course, ``.../rmd17``."""
+    return Path(pooch.os_cache("acecourse")) / "rmd17"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the first candidate directory that holds both split files (or the first candidate).
-
-    Parameters
-    ----------
-    data_dir
-        Explicit directory; when given it is the only candidate.
-    """
-    candidates = _candidate_dirs(data_dir)
-    for d in candidates:
-        if all((d / name).is_file() for name in SHA256):
-            return d
-    return candidates[0]
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The folder that holds ethanol split 01: ``data_dir``, else ``$ACECOURSE_RMD17_DIR``, else
+    the shipped folder :data:`PACKAGE_DIR`."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return PACKAGE_DIR
 
 
 def content_sha256(path: Path) -> str:
     """SHA-256 of the arrays (charges, coordinates, energies, forces) of a split file."""
-    h = hashlib.sha256()
+    digest = hashlib.sha256()
     with np.load(path) as npz:
         for key in ("nuclear_charges", "coords", "energies", "forces"):
-            h.update(np.ascontiguousarray(npz[key]).tobytes())
-    return h.hexdigest()
+            digest.update(np.ascontiguousarray(npz[key]).tobytes())
+    return digest.hexdigest()
 
 
-def verify_file(path: Path, expected_name: str | None = None) -> None:
-    """Raise :class:`RMD17DataError` unless ``path`` holds the published split.
-
-    A file passes if its bytes have the mirror's SHA-256 or, for a file rebuilt by
-    :func:`download_rmd17` from the public archive, if its arrays have the mirror's content hash.
-    ``expected_name`` is the split file's name when ``path`` is a temporary name for it.
-    """
-    name = expected_name or path.name
+def verify_file(path: Path, name: str | None = None) -> None:
+    """Raise :class:`RMD17DataError` unless ``path`` holds the published split file ``name``
+    (default: the file's own name): the same bytes, or, for a split rebuilt from the archive,
+    the same arrays."""
+    name = name or path.name
     if not path.is_file():
         raise RMD17DataError(
-            f"{path} not found: fetch rMD17 ethanol split 01 with `{DOWNLOAD_COMMAND}` and set "
-            f"{ENV_VAR}=DIR, or in Python call load_rmd17_ethanol(..., download=True)"
+            f"{path} not found: put the split files there (python -m acecourse.data download "
+            f"--dir DIR) or leave data_dir and {ENV_VAR} unset to use the shipped files"
         )
-    digest = sha256_of(path)
-    if digest == SHA256[name]:
+    file_hash, content = REGISTRY[name]
+    if pooch.file_hash(str(path)) == file_hash:
         return
     try:
-        content_ok = content_sha256(path) == CONTENT_SHA256[name]
-    except Exception:  # noqa: BLE001 (not a readable npz: truncated or altered)
-        content_ok = False
-    if not content_ok:
-        raise RMD17DataError(
-            f"{path} has SHA-256 {digest[:12]}…, expected {SHA256[name][:12]}… "
-            "(truncated or altered): delete it and download it again (download=True)"
-        )
+        same_arrays = content_sha256(path) == content
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # not a readable npz
+        same_arrays = False
+    if not same_arrays:
+        raise RMD17DataError(f"{path} is truncated or altered (SHA-256 differs): delete it")
 
 
-def _http_problem(status: int | None, headers) -> str:
-    """Why an HTTP answer is not the file, in a few words."""
-    if headers is not None and headers.get("x-amzn-waf-action"):
-        action = headers.get("x-amzn-waf-action")
-        return (
-            f"HTTP {status} with a bot challenge (x-amzn-waf-action: {action}) instead of the file"
-        )
-    return f"HTTP {status} instead of the file (HTTP 200)"
+def fetch_rmd17(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """Put the split file ``name`` into ``folder`` (default :func:`cache_dir`), checked.
 
-
-def _fetch(url: str, destination, limit: int | None = None) -> int:
-    """Copy the resource at ``url`` into the open binary file ``destination``; return the bytes.
-
-    An ``http(s)`` answer other than 200 (206 for a ``limit``, a Range request), an empty body,
-    an unreachable address or a timeout raise :class:`RMD17DataError` with a one-line reason.
-    With ``limit``, at most that many bytes are asked for and copied.
+    A shipped file is copied; any other is downloaded from :data:`SPLIT_FILES_URL`, or, if that
+    fails, rebuilt from the rMD17 archive (about 1 GB, once, with a progress bar).
     """
-    headers = {"User-Agent": _USER_AGENT}
-    if limit is not None:
-        headers["Range"] = f"bytes=0-{limit - 1}"
+    folder = Path(folder) if folder is not None else cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if (PACKAGE_DIR / name).is_file():
+        shutil.copyfile(PACKAGE_DIR / name, path)
+        return path
     try:
-        request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            status = getattr(response, "status", None)
-            if urlsplit(response.geturl()).scheme in ("http", "https"):
-                allowed = (200, 206) if limit is not None else (200,)
-                if status not in allowed:
-                    raise RMD17DataError(
-                        f"could not download {url}: {_http_problem(status, response.headers)}"
-                    )
-            if limit is None:
-                copied = 0
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    destination.write(block)
-                    copied += len(block)
-            else:
-                data = response.read(limit)
-                destination.write(data)
-                copied = len(data)
-    except RMD17DataError:
-        raise
-    except urllib.error.HTTPError as error:
-        problem = _http_problem(error.code, error.headers)
-        raise RMD17DataError(f"could not download {url}: {problem}") from error
-    except (OSError, ValueError) as error:  # URLError, timeouts and bad URLs
-        reason = getattr(error, "reason", None) or error
-        raise RMD17DataError(f"could not download {url}: {reason}") from error
-    if copied == 0:
-        raise RMD17DataError(f"could not download {url}: the answer was empty (0 bytes)")
-    return copied
+        pooch.retrieve(
+            SPLIT_FILES_URL + name, f"sha256:{REGISTRY[name][0]}", fname=name, path=folder
+        )
+        return path
+    except (OSError, ValueError) as error:  # requests' errors are OSErrors; a bad hash is not
+        print(
+            f"{name} could not be downloaded ({error}); rebuilding it from the rMD17 archive "
+            "instead: about 1 GB, once",
+            file=sys.stderr,
+        )
+    _rebuild_from_archive(name, _archive(), path)
+    return path
 
 
-def check_url(url: str, size: int = 1024) -> str:
-    """Ask ``url`` for its first ``size`` bytes; return a short description if they start an
-    rMD17 archive (bzip2), else raise :class:`RMD17DataError` naming the problem.
-
-    A network check for maintainers (``python -m acecourse.data check-url``), never run in CI.
-    """
-    with tempfile.TemporaryFile() as head:
-        copied = _fetch(url, head, limit=size)
-        head.seek(0)
-        start = head.read(len(BZIP2_MAGIC))
-    if start != BZIP2_MAGIC:
-        raise RMD17DataError(f"{url} does not start a bzip2 archive (first bytes {start!r})")
-    return f"bzip2 archive ({copied} bytes read)"
-
-
-def download_split_files(target_dir: str | os.PathLike, base_url: str) -> Path:
-    """Download the two split files from the folder at ``base_url`` into ``target_dir``.
-
-    ``base_url`` is any URL that ``urllib`` opens (``https://``, ``file://``); the files are
-    ``{base_url}/rmd17_ethanol_{train,test}_01.npz``.  Each file is written under a temporary
-    name, checked with :func:`verify_file` and only then renamed, so an interrupted or altered
-    download never leaves a file with the final name.  Files already present are kept (and
-    checked).
-    """
-    target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SHA256:
-        path = target / name
-        if not path.is_file():
-            partial = target / f".{name}.part"
-            try:
-                with open(partial, "wb") as out:
-                    _fetch(f"{base_url.rstrip('/')}/{name}", out)
-                verify_file(partial, expected_name=name)
-                os.replace(partial, path)
-            finally:
-                partial.unlink(missing_ok=True)
-        verify_file(path)
-    return target
-
-
-def _archive_members(url: str) -> dict[str, bytes]:
-    """Fetch the archive at ``url``; return the ethanol file and split indices it holds."""
-    wanted = ("rmd17_ethanol.npz", "index_train_01.csv", "index_test_01.csv")
-    with tempfile.TemporaryFile() as archive:
-        _fetch(url, archive)
-        archive.seek(0)
-        start = archive.read(len(BZIP2_MAGIC))
-        if start != BZIP2_MAGIC:
-            raise RMD17DataError(
-                f"{url} is not a readable rMD17 archive: not bzip2 (first bytes {start!r})"
-            )
-        archive.seek(0)
-        members = {}
-        try:
-            with tarfile.open(fileobj=archive, mode="r:bz2") as tar:
-                for member in tar:
-                    name = Path(member.name).name
-                    if name in wanted:
-                        fobj = tar.extractfile(member)
-                        if fobj is not None:
-                            members[name] = fobj.read()
-        except (tarfile.TarError, EOFError, OSError) as error:
-            raise RMD17DataError(f"{url} is not a readable rMD17 archive: {error}") from error
-    if len(members) != len(wanted):
-        raise RMD17DataError(f"the archive at {url} lacks the ethanol data or its split indices")
-    return members
-
-
-def _write_splits(members: dict[str, bytes], target: Path) -> None:
-    """Rebuild the two split files from the archive's members; each is written under a temporary
-    name, checked against :data:`CONTENT_SHA256` and only then renamed."""
-    with np.load(io.BytesIO(members["rmd17_ethanol.npz"])) as full:
-        arrays = {key: full[key] for key in full.files}
-    for split in ("train", "test"):
-        index = np.loadtxt(io.BytesIO(members[f"index_{split}_01.csv"]), dtype=int).ravel()
-        name = f"rmd17_ethanol_{split}_01.npz"
-        partial = target / f".{name}.part.npz"
-        try:
-            np.savez(
-                partial,
-                nuclear_charges=arrays["nuclear_charges"],
-                **{k: v[index] for k, v in arrays.items() if k != "nuclear_charges"},
-            )
-            verify_file(partial, expected_name=name)
-            os.replace(partial, target / name)
-        finally:
-            partial.unlink(missing_ok=True)
-
-
-def download_rmd17(target_dir: str | os.PathLike, url: str | Sequence[str] | None = None) -> Path:
-    """Download the ethanol split-01 files into ``target_dir`` and check them.
-
-    With ``url`` omitted: from the folder named by ``$ACECOURSE_RMD17_URL`` if that is set
-    (:func:`download_split_files`), otherwise from the public rMD17 archive, trying each address
-    of :data:`RMD17_ARCHIVE_URLS` until one gives a good archive.  An explicit ``url`` is the URL
-    of the archive (``https://``, ``file://``), or a sequence of such URLs tried in order.
-
-    From the archive (needs internet; about 1 GB, streamed to a temporary file) the split files
-    are the frames of ``npz_data/rmd17_ethanol.npz`` listed in
-    ``splits/index_{train,test}_01.csv``; the rebuilt arrays are checked against
-    :data:`CONTENT_SHA256`.  If no address works, the one-line error names each address's
-    problem and the two ways round it (a mirror in ``$ACECOURSE_RMD17_URL``, or the archive
-    downloaded in a browser and given to :data:`ARCHIVE_COMMAND`).
-    """
-    if url is None:
-        if os.environ.get(URL_ENV_VAR):
-            return download_split_files(target_dir, os.environ[URL_ENV_VAR])
-        urls: tuple[str, ...] = RMD17_ARCHIVE_URLS
-    else:
-        urls = (url,) if isinstance(url, str) else tuple(url)
-    target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True)
+def _archive() -> Path:
+    """The rMD17 archive in the cache, downloaded from the first address that serves it."""
     failures = []
-    for candidate in urls:
+    for url in ARCHIVE_URLS:
         try:
-            _write_splits(_archive_members(candidate), target)
-            return target
-        except RMD17DataError as error:
-            failures.append(str(error))
-    what = failures[0] if len(failures) == 1 else f"no source worked ({'; '.join(failures)})"
+            archive = Path(
+                pooch.retrieve(url, None, fname="rmd17.tar.bz2", path=cache_dir(), progressbar=True)
+            )
+        except (OSError, ValueError) as error:
+            failures.append(f"{url}: {error}")
+            continue
+        with open(archive, "rb") as head:
+            if head.read(3) == b"BZh":
+                return archive
+        archive.unlink()  # e.g. a bot challenge's empty answer: not the archive
+        failures.append(f"{url}: not a bzip2 archive")
     raise RMD17DataError(
-        f"{what}. Set {URL_ENV_VAR} to a folder that serves rmd17_ethanol_{{train,test}}_01.npz, "
-        f"or download rmd17.tar.bz2 in a browser from {RMD17_RECORD} and run `{ARCHIVE_COMMAND}`"
+        f"could not download rMD17 ({'; '.join(failures)}): download rmd17.tar.bz2 from "
+        f"{RMD17_RECORD} into {cache_dir()} and try again"
     )
 
 
-def load_rmd17_ethanol(
+def _rebuild_from_archive(name: str, archive: Path, path: Path) -> None:
+    """Write split ``name`` to ``path``: the frames of ``npz_data/rmd17_<molecule>.npz`` listed in
+    ``splits/index_<split>_<nn>.csv``, checked against the registry's content hash."""
+    _, molecule, split, index = Path(name).stem.split("_")
+    wanted = {f"rmd17_{molecule}.npz", f"index_{split}_{index}.csv"}
+    with tarfile.open(archive, "r:bz2") as tar:
+        members = {
+            Path(m.name).name: io.BytesIO(tar.extractfile(m).read())
+            for m in tar
+            if Path(m.name).name in wanted
+        }
+        if set(members) != wanted:
+            raise RMD17DataError(f"{archive} lacks {sorted(wanted - set(members))}")
+        with np.load(members[f"rmd17_{molecule}.npz"]) as full:
+            arrays = {key: full[key] for key in full.files}
+        frames = np.loadtxt(members[f"index_{split}_{index}.csv"], dtype=int).ravel()
+    partial = path.with_suffix(".part.npz")
+    try:
+        np.savez(
+            partial,
+            **{k: v if k == "nuclear_charges" else v[frames] for k, v in arrays.items()},
+        )
+        verify_file(partial, name)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def rmd17_path(
+    molecule: str = "ethanol",
     split: str = "train",
+    split_index: int = 1,
     data_dir: str | os.PathLike | None = None,
-    indices: np.ndarray | list[int] | slice | None = None,
-    download: bool = False,
+    download: bool = True,
+) -> Path:
+    """The checked split file: from ``data_dir`` or ``$ACECOURSE_RMD17_DIR`` when set, else
+    shipped, else in the cache, else downloaded into the cache (with ``download``)."""
+    name = split_file_name(molecule, split, split_index)
+    if data_dir is not None or os.environ.get(ENV_VAR):
+        path = resolve_data_dir(data_dir) / name
+    elif (PACKAGE_DIR / name).is_file():
+        path = PACKAGE_DIR / name
+    else:
+        path = cache_dir() / name
+        if not path.is_file():
+            if not download:
+                raise RMD17DataError(f"{name} is not downloaded yet: call with download=True")
+            fetch_rmd17(name)
+    verify_file(path)
+    return path
+
+
+def load_rmd17(
+    molecule: str = "ethanol",
+    split: str = "train",
+    split_index: int = 1,
+    data_dir: str | os.PathLike | None = None,
+    indices: np.ndarray | list[int] | slice | int | None = None,
+    download: bool = True,
 ) -> list[Atoms]:
-    """Load rMD17 ethanol split 01 as a list of ASE ``Atoms``.
+    """Load an rMD17 split as a list of ASE ``Atoms`` (see :func:`rmd17_path` for the file).
 
     Parameters
     ----------
+    molecule
+        One of :data:`MOLECULES`.
     split
         ``"train"`` (1,000 frames) or ``"test"`` (1,000 frames, disjoint from train).
+    split_index
+        Which of the five published splits (1 to 5); split 1 of ethanol ships with the course.
     data_dir
-        Folder holding ``rmd17_ethanol_{train,test}_01.npz``; see the module docstring for the
-        search order when omitted.
+        Folder holding the split file (replaces the shipped folder and the cache).
     indices
         Optional subset of frames (indices into the split, or a slice).
     download
-        Fetch missing files from the public source (internet needed).
+        Fetch a file that is neither shipped nor cached (internet needed).
 
     Returns
     -------
@@ -380,18 +282,7 @@ def load_rmd17_ethanol(
         Positions in Å; ``info["REF_energy"]`` total energy in eV; ``arrays["REF_forces"]`` in
         eV/Å; ``info["rmd17_index"]`` the frame's index in the split; ``info["config_type"]``.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    name = f"rmd17_ethanol_{split}_01.npz"
-    directory = resolve_data_dir(data_dir)
-    path = directory / name
-    if download and not path.is_file():
-        if data_dir is None and not os.environ.get(ENV_VAR):
-            directory = Path.home() / ".cache" / "acecourse" / "rmd17"  # never the read-only mirror
-            path = directory / name
-        if not path.is_file():
-            download_rmd17(directory)
-    verify_file(path)
+    path = rmd17_path(molecule, split, split_index, data_dir, download)
     with np.load(path) as npz:
         numbers = npz["nuclear_charges"].astype(int)
         coords = npz["coords"]
@@ -409,6 +300,17 @@ def load_rmd17_ethanol(
         atoms.info["config_type"] = f"rmd17_{split}"
         frames.append(atoms)
     return frames
+
+
+def load_rmd17_ethanol(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    indices: np.ndarray | list[int] | slice | int | None = None,
+    download: bool = True,
+    split_index: int = 1,
+) -> list[Atoms]:
+    """Ethanol frames of :func:`load_rmd17` (split 01, the course's data, by default)."""
+    return load_rmd17("ethanol", split, split_index, data_dir, indices, download)
 
 
 def train_valid_split(
