@@ -7,10 +7,12 @@ Usage (from the repository root)::
 
 writes ``artifacts/phase02/lmax_comparison.json`` (``--out`` to write elsewhere): the three models
 ``L = 0, 1, 2`` trained once per seed (the seed sets the initial weights and the order of the
-batches; the data are the same).  That command, run at ``nice 10`` on 2 CPU cores shared with
-other work, took 32 minutes; the record stores the wall time of the whole and of each run.  The notebook ``02_equivariant_neural_networks/04_training_on_ethanol.ipynb``
-reads it next to its own short run.  The code is the notebook's:
-:func:`acecourse.nn.trainer.compare_l_max`.
+batches; the data are the same).  ``L`` is the degree of the hidden features and, tied to it, of
+the edge spherical harmonics (``EquivariantPotential``'s default ``edge_l_max = l_max``), so the
+comparison raises both together.  That command took 32 minutes on 2 CPU cores; the record
+stores the wall time of the whole and of each run.  The notebook
+``02_equivariant_neural_networks/04_training_on_ethanol.ipynb`` reads it next to its own short
+run.  The code is the notebook's: :func:`acecourse.nn.trainer.compare_l_max`.
 """
 
 from __future__ import annotations

@@ -61,12 +61,30 @@ def test_interaction_block_vectors_are_equivariant(molecule):
     assert max(errors.values()) < 1e-10
 
 
-@pytest.mark.parametrize("l_max", [0, 1, 2])
-def test_potential_energy_invariant_forces_equivariant(molecule, l_max):
+@pytest.mark.parametrize(("l_max", "edge_l_max"), [(0, None), (1, None), (2, None), (2, 1)])
+def test_potential_energy_invariant_forces_equivariant(molecule, l_max, edge_l_max):
     torch.manual_seed(l_max)
-    model = EquivariantPotential(l_max=l_max, multiplicities=4, shift=-2.0, scale=0.5)
+    model = EquivariantPotential(
+        l_max=l_max, multiplicities=4, shift=-2.0, scale=0.5, edge_l_max=edge_l_max
+    )
     assert_equivariant(model.molecule_energy, *molecule, "0e", n_trials=2)
     assert_equivariant(forces_from_energy(model.molecule_energy), *molecule, "1o", n_trials=2)
+
+
+def test_edge_degree_follows_feature_degree_unless_given():
+    """Chapter 02/04's models tie the edge harmonics to L: tensor-product paths per layer."""
+
+    def paths(l_max, edge_l_max=None):
+        model = EquivariantPotential(l_max=l_max, multiplicities=2, edge_l_max=edge_l_max)
+        return [len(layer.tensor_product.instructions) for layer in model.layers]
+
+    for l_max in (0, 1, 2):
+        model = EquivariantPotential(l_max=l_max, multiplicities=2)
+        assert model.irreps_sh == o3.Irreps.spherical_harmonics(l_max)
+    assert [paths(l_max) for l_max in (0, 1, 2)] == [[1, 1], [2, 4], [3, 11]]
+    assert paths(2, edge_l_max=2) == paths(2) and paths(2, edge_l_max=1) == [2, 7]
+    assert paths(1, edge_l_max=2) == [2, 5]
+    assert paths(0, edge_l_max=2) == [1, 1]  # scalar features cannot use l > 0 harmonics
 
 
 def test_non_equivariant_readout_is_caught(molecule):

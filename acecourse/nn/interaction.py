@@ -159,10 +159,14 @@ class EquivariantPotential(torch.nn.Module):
     Parameters
     ----------
     species : atomic numbers the model knows, e.g. ``(1, 6, 8)``
-    l_max : largest degree ``L`` of the hidden features and of the edge spherical harmonics
-        (``l_max = 0``: an invariant model that sees only distances)
+    l_max : largest degree ``L`` of the hidden features and, unless ``edge_l_max`` is given,
+        of the edge spherical harmonics (``l_max = 0``: an invariant model that sees only
+        distances)
     multiplicities : channels per degree (one int, or a list of ``l_max + 1``)
     n_layers, cutoff (Å), n_basis, radial_hidden, avg_num_neighbors : see :class:`InteractionBlock`
+    edge_l_max : largest degree of the edge spherical harmonics ``Y(r_ij)``; ``None`` (default)
+        ties it to ``l_max``.  With ``l_max = 0`` the harmonics of degree > 0 open no path (the
+        scalar features can only make ``l > 0`` outputs from them, which a scalar model drops).
     """
 
     def __init__(
@@ -177,6 +181,7 @@ class EquivariantPotential(torch.nn.Module):
         avg_num_neighbors: float = 8.0,
         shift: float = 0.0,
         scale: float = 1.0,
+        edge_l_max: int | None = None,
     ) -> None:
         super().__init__()
         self.species = tuple(int(z) for z in species)
@@ -184,7 +189,8 @@ class EquivariantPotential(torch.nn.Module):
         self.cutoff = float(cutoff)
         n_species = len(self.species)
         self.irreps_hidden = hidden_irreps(l_max, multiplicities)
-        self.irreps_sh = o3.Irreps.spherical_harmonics(l_max)
+        self.edge_l_max = self.l_max if edge_l_max is None else int(edge_l_max)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(self.edge_l_max)
         n_scalars = self.irreps_hidden.count("0e")
         self.embedding = o3.Linear(f"{n_species}x0e", f"{n_scalars}x0e")
         self.radial_embedding = RadialEmbedding(cutoff, n_basis)
