@@ -38,6 +38,7 @@ __all__ = [
     "shape_labels",
     "shapes_description",
     "svg_description",
+    "svg_text_sizes",
     "texts_description",
 ]
 
@@ -45,6 +46,14 @@ _NODE = "#dbe9f6"  # boxes acting on atoms (nodes)
 _EDGE = "#fde3c8"  # boxes acting on pairs (edges)
 _DATA = "#e6e6e6"  # inputs and outputs
 _MIX = "#d9f0d3"  # the product basis and updates
+
+
+_SCRIPT = re.compile(r"\$[^$]*[_^][^$]*\$")
+
+
+def _font_size(text: str) -> float:
+    """11 pt, or 13 pt for a text with sub- or superscripts (mathtext draws them at 0.7 × 13)."""
+    return 13.0 if _SCRIPT.search(text) else 11.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,8 +70,14 @@ class _Canvas:
         self.boxes: dict[str, tuple[float, float, float, float]] = {}
 
     def box(self, name: str, x: float, y: float, w: float, h: float, text: str,
-            color: str = _NODE, fontsize: float = 9.5, formula: str | None = None) -> None:
-        """A rounded box; ``formula``, if given, goes on the lower half, ``text`` on the upper."""
+            color: str = _NODE, fontsize: float | None = None, formula: str | None = None,
+            formula_fontsize: float | None = None) -> None:
+        """A rounded box; ``formula``, if given, goes on the lower half, ``text`` on the upper.
+
+        The default font size is :func:`_font_size` of the text: large enough that its sub- and
+        superscripts are as large as the smallest plain text.
+        """
+        fontsize = fontsize or _font_size(text)
         patch = FancyBboxPatch((x - w / 2, y - h / 2), w, h,
                                boxstyle="round,pad=0.0,rounding_size=0.12",
                                facecolor=color, edgecolor="#333333", linewidth=1.0)
@@ -73,8 +88,8 @@ class _Canvas:
         else:
             self.ax.text(x, y + h / 4, text, ha="center", va="center", fontsize=fontsize,
                          linespacing=1.25)
-            self.ax.text(x, y - h / 5, formula, ha="center", va="center", fontsize=fontsize,
-                         linespacing=1.6)
+            self.ax.text(x, y - h / 5, formula, ha="center", va="center",
+                         fontsize=formula_fontsize or fontsize, linespacing=1.6)
         self.boxes[name] = (x, y, w, h)
 
     def _border(self, name: str, toward: tuple[float, float]) -> tuple[float, float]:
@@ -105,7 +120,7 @@ class _Canvas:
             mx, my = (p_from[0] + p1[0]) / 2 + offset[0], (p_from[1] + p1[1]) / 2 + offset[1]
             if label_at is not None:
                 mx, my = label_at
-            self.ax.text(mx, my, label, ha=ha, va="center", fontsize=8.5, family="monospace",
+            self.ax.text(mx, my, label, ha=ha, va="center", fontsize=10, family="monospace",
                          color="#7a1f00", gid=gid,
                          bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
 
@@ -145,32 +160,43 @@ def shape_labels(fig: plt.Figure) -> dict[str, str]:
 # (a) the ACE pipeline
 # --------------------------------------------------------------------------------------------
 def ace_pipeline_figure() -> plt.Figure:
-    """Positions → neighbour density → atomic base A → invariants B → energy (Phase 1)."""
-    canvas = _Canvas((14.0, 3.0), 14.0, 3.0)
-    y, w, h = 1.35, 2.35, 1.5
+    """Positions → neighbour density → atomic base A → invariants B → energy (Phase 1).
+
+    One box per row, top to bottom, so that the figure fits a 740 px column with its smallest
+    text (the sub- and superscripts of the formulas) at 9 px or more; the verb of each step is
+    written next to its arrow and the chapter that builds each box to its right.
+    """
+    width, rows = 7.4, 5
+    box_w, box_h, pitch = 4.3, 0.82, 1.3
+    height = pitch * (rows - 1) + box_h + 0.3
+    canvas = _Canvas((width, height), width, height)
+    x = 2.35
     steps = [
         ("positions", _DATA, "neighbours of atom $i$",
-         "$\\mathbf{r}_{ij} = \\mathbf{r}_j - \\mathbf{r}_i$,  $r_{ij} < r_c$"),
+         "$\\mathbf{r}_{ij} = \\mathbf{r}_j - \\mathbf{r}_i$,  $r_{ij} < r_c$", ""),
         ("density", _NODE, "neighbour density",
-         "$\\rho_i(\\mathbf{r}) = \\sum_j \\delta(\\mathbf{r} - \\mathbf{r}_{ij})$"),
+         "$\\rho_i(\\mathbf{r}) = \\sum_j \\delta(\\mathbf{r} - \\mathbf{r}_{ij})$",
+         "chapter 1.1"),
         ("A", _NODE, "atomic base",
-         "$A_{i,nlm} = \\sum_j R_{n}(r_{ij})\\,Y_l^m(\\hat{\\mathbf{r}}_{ij})$"),
-        ("B", _MIX, "invariants of $\\nu$ factors",
-         "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\prod_{\\xi=1}^{\\nu} A_{i,n_\\xi l_\\xi m_\\xi}$"),
-        ("E", _DATA, "energy", "$E = \\sum_i \\sum_B c_B\\, B_i$"),
+         "$A_{i,nlm} = \\sum_j R_{n}(r_{ij})\\,Y_l^m(\\hat{\\mathbf{r}}_{ij})$",
+         "chapter 1.1"),
+        ("B", _MIX, "invariants: products of $\\nu$ factors $A$",
+         "$B_{i} = \\sum_{\\mathbf{m}} C_{\\mathbf{lm}}\\,\\mathbf{A}_{i,\\mathbf{nlm}}$",
+         "chapter 1.2"),
+        ("E", _DATA, "energy", "$E = \\sum_i \\sum_B c_B\\, B_i$", "chapter 1.3"),
     ]
-    xs = np.linspace(1.3, 12.7, len(steps))
-    for (name, color, text, formula), x in zip(steps, xs):
-        canvas.box(name, x, y, w, h, text, color=color, fontsize=10, formula=formula)
+    ys = [height - 0.15 - box_h / 2 - pitch * k for k in range(rows)]
+    for (name, color, text, formula, chapter), y in zip(steps, ys):
+        canvas.box(name, x, y, box_w, box_h, text, color=color, fontsize=11,
+                   formula=formula, formula_fontsize=13)
+        if chapter:
+            canvas.ax.text(x + box_w / 2 + 0.15, y, chapter, ha="left", va="center",
+                           fontsize=11, color="#555555")
     verbs = ["gather", "project on $R_n Y_l^m$", "multiply, couple to $L=0$", "linear fit"]
-    for (a, *_), (b, *_), verb, x0, x1 in zip(steps, steps[1:], verbs, xs, xs[1:]):
+    for (a, *_), (b, *_), verb, y0, y1 in zip(steps, steps[1:], verbs, ys, ys[1:]):
         canvas.arrow(a, b)
-        canvas.ax.text((x0 + x1) / 2, y + h / 2 + 0.08, verb, ha="center", va="bottom",
-                       fontsize=8.5, color="#444444", style="italic")
-    chapters = ["", "chapter 01/01", "chapter 01/01", "chapter 01/02", "chapter 01/03"]
-    for x, chapter in zip(xs, chapters):
-        canvas.ax.text(x, y - h / 2 - 0.1, chapter, ha="center", va="top", fontsize=8.5,
-                       color="#555555")
+        canvas.ax.text(x + 0.15, (y0 + y1) / 2, verb, ha="left", va="center", fontsize=13,
+                       color="#444444", style="italic")
     return canvas.fig
 
 
@@ -292,71 +318,76 @@ def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: 
     mace-torch's ``MACE``) is drawn with its element-dependent linear map on the message.
     ``last`` says whether it is the model's last layer (whose readout is an MLP when ``layer > 1``).
     Grey boxes are inputs and outputs, blue boxes act on atoms (nodes), orange boxes on pairs
-    (edges), green boxes are the product basis and the update.
+    (edges), green boxes are the product basis and the update.  The figure is 10.2 inches wide,
+    so that a 740 px column shows its smallest text (sub- and superscripts) at 9 px or more.
     """
     t = layer
     residual = "sc" in shapes
     label = {k: format_shape(v) for k, v in shapes.items()}
-    c = _Canvas((12.5, 10.6), 12.5, 10.6)
-    x_node, x_edge, x_radial, x_mid, x_right = 2.4, 6.6, 10.3, 6.2, 10.6
-    c.box("h_in", x_node, 9.95, 3.3, 0.75,
+    c = _Canvas((10.2, 14.2), 10.2, 14.2)
+    x_node, x_edge, x_radial, x_mid, x_right = 1.75, 5.1, 8.4, 4.9, 8.65
+    y_in, y_y, y_mlp, y_tp, y_sum, y_a, y_prod, y_lin, y_bottom = (
+        13.6, 11.95, 10.2, 8.55, 7.05, 5.7, 4.05, 2.25, 0.85)
+    c.box("h_in", x_node, y_in, 3.0, 0.85,
           f"node features $h^{{({t - 1})}}_i$\n(output of layer {t - 1})" if t > 1
           else "node features $h^{(0)}_i$\n(element embedding)", color=_DATA)
-    c.box("r", 8.45, 9.95, 2.6, 0.75, "edges $j \\to i$ with $r_{ij} < r_c$\n"
+    c.box("r", x_radial, y_in, 3.3, 0.85, "edges $j \\to i$ with $r_{ij} < r_c$\n"
           "vectors $\\mathbf{r}_i - \\mathbf{r}_j$ (mace)", color=_DATA)
-    c.box("up", x_node, 8.55, 3.3, 0.7, "linear_up\n(mixes channels)", color=_NODE)
-    c.box("Y", x_edge, 8.55, 2.9, 0.7, "spherical harmonics\n"
+    c.box("up", x_node, y_y, 3.0, 0.75, "linear_up\n(mixes channels)", color=_NODE)
+    c.box("Y", x_edge, y_y, 3.0, 0.85, "spherical harmonics\n"
           "$Y_{l}^{m}(-\\hat{\\mathbf{r}}_{ij})$, $l \\leq l_{\\max}$", color=_EDGE)
-    c.box("bessel", x_radial, 8.55, 2.9, 0.7, "Bessel basis $\\times$ envelope\n"
-          "$\\sqrt{2/r_c}\\,\\sin(n\\pi r_{ij}/r_c)\\,f_c(r_{ij})/r_{ij}$", color=_EDGE)
-    c.box("gather", x_node, 7.15, 3.3, 0.7, "copy to edges:\n$h_j$ on every edge $j \\to i$",
+    c.box("bessel", x_radial, y_y, 3.2, 1.2, "Bessel basis $\\times$ envelope\n"
+          "$(2/r_c)^{1/2}\\,\\sin(n\\pi r_{ij}/r_c)$\n$\\times\\, f_c(r_{ij})/r_{ij}$",
           color=_EDGE)
-    c.box("mlp", x_radial, 7.15, 2.9, 0.7, "radial MLP\n$R^{(t)}_{k,l_1l_2l_3}(r_{ij})$",
+    c.box("gather", x_node, y_mlp, 3.0, 0.85, "copy to edges:\n$h_j$ on every edge $j \\to i$",
           color=_EDGE)
-    c.box("tp", x_edge, 5.85, 5.4, 0.8, "channel-wise tensor product (conv_tp)\n"
-          "$R(r_{ij})\\,[\\,Y(-\\hat{\\mathbf{r}}_{ij}) \\otimes h_j\\,]$: "
+    c.box("mlp", x_radial, y_mlp, 3.2, 0.85,
+          f"radial MLP $R^{{({t})}}_{{k\\eta}}(r_{{ij}})$\nchannel $k$, path $\\eta$",
+          color=_EDGE)
+    c.box("tp", x_edge, y_tp, 4.6, 1.2, "channel-wise tensor product\n"
+          "$R(r_{ij})\\,[\\,Y(-\\hat{\\mathbf{r}}_{ij}) \\otimes h_j\\,]$\n"
           "one weight per channel and path", color=_EDGE)
-    c.box("sum", x_mid, 4.6, 3.9, 0.65, "sum over neighbours $j \\in \\mathcal{N}(i)$",
+    c.box("sum", x_mid, y_sum, 4.2, 0.6, "sum over neighbours $j \\in \\mathcal{N}(i)$",
           color=_NODE)
-    c.box("A", x_mid, 3.45, 4.6, 0.7,
+    c.box("A", x_mid, y_a, 4.2, 0.85 if residual else 1.2,
           "linear ($K\\times K$ per path), $/\\bar N$"
-          + ("" if residual else ", linear chosen by $z_i$")
+          + ("" if residual else "\nlinear chosen by $z_i$")
           + f"\n$\\rightarrow$ atomic base $A^{{({t})}}_{{i,klm}}$", color=_NODE)
-    c.box("prod", x_mid, 2.2, 4.6, 0.8, "symmetric contraction: products of up to\n"
-          "$\\nu$ factors $A$, weights $W_{z_i k \\eta}$ $\\rightarrow$ message $m_i$",
-          color=_MIX)
-    c.box("lin", x_mid, 1.0, 1.9, 0.6, "linear", color=_MIX)
-    c.box("out", x_right, 1.0, 2.7, 0.6, f"$h^{{({t})}}_i$" + (" = linear + residual"
-                                                              if residual else ""), color=_DATA)
-    c.box("readout", x_right, 2.85, 2.7, 0.75, f"readout $\\mathcal{{R}}_{t}$\n"
+    c.box("prod", x_mid, y_prod, 3.9, 1.5, "symmetric contraction:\n"
+          "products of up to $\\nu$ factors $A$\nweights $W_{zk\\eta}$ of element $z$\n"
+          "$\\rightarrow$ message $m_i$", color=_MIX)
+    c.box("lin", x_mid, y_lin, 1.9, 0.6, "linear", color=_MIX)
+    c.box("out", x_right, y_lin, 2.7, 0.85 if residual else 0.6, f"$h^{{({t})}}_i$"
+          + ("\n= linear + residual" if residual else ""), color=_DATA)
+    c.box("readout", x_right, y_prod, 2.7, 0.85, f"readout $\\mathcal{{R}}_{t}$\n"
           + ("one-hidden-layer MLP" if last and t > 1 else "linear"), color=_DATA)
-    c.box("E", x_right, 4.6, 2.2, 0.6, f"site energy $E^{{({t})}}_i$", color=_DATA)
+    c.box("E", x_right, y_sum, 2.7, 0.6, f"site energy $E^{{({t})}}_i$", color=_DATA)
     c.arrow("h_in", "up", label["h_in"], "shape:h_in")
     c.arrow("r", "Y", label["edge_vectors"], "shape:edge_vectors", offset=(-0.12, 0),
-            ha="right", via=[(x_edge, 9.95)])
-    c.arrow("r", "bessel", None, via=[(x_radial, 9.95)])
+            ha="right", via=[(x_edge, y_in)])
+    c.arrow("r", "bessel", None)
     c.arrow("up", "gather", label["h_up"], "shape:h_up")
     c.arrow("bessel", "mlp", label["radial_basis"], "shape:radial_basis")
-    c.arrow("gather", "tp", label["h_j"], "shape:h_j", offset=(0.0, 0.2), ha="center",
-            via=[(x_node, 5.85)])
+    c.arrow("gather", "tp", label["h_j"], "shape:h_j", ha="left",
+            via=[(x_node, y_tp)], label_at=(x_node + 0.12, (y_mlp + y_tp) / 2 - 0.1))
     c.arrow("Y", "tp", label["Y"], "shape:Y")
     c.arrow("mlp", "tp", label["radial_weights"], "shape:radial_weights",
-            via=[(x_radial, 5.85)], label_at=(x_radial + 0.12, 6.3))
-    c.arrow("tp", "sum", label["messages"], "shape:messages", via=[(x_mid, 5.45)])
+            via=[(x_radial, y_tp)], label_at=(x_radial + 0.12, (y_mlp + y_tp) / 2 - 0.1))
+    c.arrow("tp", "sum", label["messages"], "shape:messages", via=[(x_mid, y_tp - 0.6)])
     c.arrow("sum", "A", label["summed"], "shape:summed")
     c.arrow("A", "prod", label["A"], "shape:A")
     c.arrow("prod", "lin", label["m"], "shape:m")
-    c.arrow("lin", "out", label["h_lin"], "shape:h_lin", offset=(0.0, 0.2), ha="center")
+    c.arrow("lin", "out", label["h_lin"], "shape:h_lin", offset=(0.0, 0.3), ha="center")
     c.arrow("out", "readout", label["h_out"], "shape:h_out")
     c.arrow("readout", "E", label["E_t"], "shape:E_t")
     if residual:
-        c.box("skip", x_node, 2.2, 2.7, 0.8, "residual: linear map\nchosen by the element $z_i$",
-              color=_NODE)
-        c.arrow("h_in", "skip", None, via=[(0.45, 9.95), (0.45, 2.2)])
+        c.box("skip", x_node, y_prod, 2.5, 0.85,
+              "residual: linear map\nchosen by element $z_i$", color=_NODE)
+        c.arrow("h_in", "skip", None, via=[(0.12, y_in), (0.12, y_prod)])
         c.arrow("skip", "out", label["sc"], "shape:sc", ha="center",
-                via=[(x_node, 0.25), (x_right, 0.25)], label_at=(x_mid, 0.25))
+                via=[(x_node, y_bottom), (x_right, y_bottom)], label_at=(x_mid, y_bottom))
     if title:
-        c.ax.set_title(title, fontsize=11)
+        c.ax.set_title(title, fontsize=12)
     return c.fig
 
 
@@ -386,18 +417,19 @@ def design_space_map(max_layers: int = 6, max_nu: int = 4) -> plt.Figure:
     layers = np.arange(1, max_layers + 1)
     nus = np.arange(1, max_nu + 1)
     orders = np.array([[linear_body_order(int(nu), int(t)) for t in layers] for nu in nus])
-    fig, ax = plt.subplots(figsize=(9.0, 5.4))
+    fig, ax = plt.subplots(figsize=(8.3, 5.6))
     ax.imshow(np.log10(orders), origin="lower", cmap="Blues", alpha=0.55, aspect="auto",
-              extent=(0.5, max_layers + 0.5, 0.5, max_nu + 0.5), vmin=0, vmax=np.log10(orders.max()) * 1.3)
+              extent=(0.5, max_layers + 0.5, 0.5, max_nu + 0.5), vmin=0,
+              vmax=np.log10(orders.max()) * 1.3)
     for i, nu in enumerate(nus):
         for j, t in enumerate(layers):
-            ax.text(t + 0.3, nu - 0.3, str(orders[i, j]), ha="right", va="bottom", fontsize=9,
+            ax.text(t + 0.3, nu - 0.3, str(orders[i, j]), ha="right", va="bottom", fontsize=10,
                     color="#1a1a1a", gid=f"order:{nu},{t}")
     ax.set_xticks(layers)
     ax.set_yticks(nus)
-    ax.tick_params(labelsize=10)
-    ax.set_xlabel("number of layers $T$", fontsize=11)
-    ax.set_ylabel("correlation order $\\nu$", fontsize=11)
+    ax.tick_params(labelsize=11)
+    ax.set_xlabel("number of layers $T$", fontsize=12)
+    ax.set_ylabel("correlation order $\\nu$", fontsize=12)
     ax.grid(False)
     for edge in np.arange(0.5, max_layers + 1):
         ax.axvline(edge, color="white", lw=1.5)
@@ -405,8 +437,8 @@ def design_space_map(max_layers: int = 6, max_nu: int = 4) -> plt.Figure:
         ax.axhline(edge, color="white", lw=1.5)
     ax.plot(np.arange(1, max_layers + 1), np.ones(max_layers), "-", color="#009E73", lw=7,
             alpha=0.35, solid_capstyle="round", zorder=2)
-    ax.text(3.5, 1.28, "BOTNet: $\\nu=1$, linear updates, body order $T+1$ exactly", ha="center",
-            va="center", fontsize=9, color="#00573f", gid="model:BOTNet")
+    ax.text(0.62, 1.3, "BOTNet: $\\nu=1$, linear updates, body order $T+1$ exactly", ha="left",
+            va="center", fontsize=10, color="#00573f", gid="model:BOTNet")
     markers = [  # (T, nu, name, colour, text offset)
         (1, 3, "linear ACE", "#D55E00", (0.12, 0.12)),
         (1, 4, "linear ACE", "#D55E00", (0.12, 0.12)),
@@ -415,12 +447,12 @@ def design_space_map(max_layers: int = 6, max_nu: int = 4) -> plt.Figure:
     ]
     for t, nu, name, color, (dx, dy) in markers:
         ax.plot(t, nu, "o", ms=13, mfc=color, mec="black", zorder=3)
-        ax.text(t - 0.38 + dx, nu + dy, name, ha="left", va="center", fontsize=9.5, color=color,
+        ax.text(t - 0.38 + dx, nu + dy, name, ha="left", va="center", fontsize=10.5, color=color,
                 fontweight="bold", gid=f"model:{name}", zorder=4)
-    ax.text(4.95, 0.58, "gated updates: unbounded", ha="center", va="center", fontsize=8,
+    ax.text(4.95, 0.6, "gated updates: unbounded", ha="center", va="center", fontsize=10,
             color="#0072B2")
-    ax.set_title("Body order $b_T$ of $h^{(T)}$ with linear updates: "
-                 "$b_T = \\nu\\, b_{T-1} + 1$, $b_0 = 1$", fontsize=11)
+    ax.set_title("Body order $b_T$ of $h^{(T)}$ with linear updates:\n"
+                 "$b_T = \\nu\\, b_{T-1} + 1$, $b_0 = 1$", fontsize=13)
     ax.set_xlim(0.5, max_layers + 0.5)
     ax.set_ylim(0.5, max_nu + 0.5)
     fig.tight_layout()
@@ -454,6 +486,53 @@ def svg_description(path: Path) -> str:
         if re.sub(r"^\{.*\}", "", element.tag) == "description":
             return element.text or ""
     return ""
+
+
+def svg_text_sizes(path: Path) -> tuple[float, list[float]]:
+    """The width of an SVG file and the font size of every glyph it draws, both in user units.
+
+    :func:`save_svg` draws texts as glyph paths (``svg.fonttype = "path"``): every glyph is a
+    ``<use>`` of a path defined once at 100 units per font size (matplotlib's ``FONT_SCALE``),
+    placed under scaled groups.  A glyph's font size is therefore 100 times the product of the
+    scale factors from the root to its ``<use>``; sub- and superscripts of mathtext come out
+    0.7 times smaller, as they are drawn.  A page that shows the file ``width`` user units wide
+    in a column of ``c`` pixels renders a glyph of size ``s`` about ``s * min(1, c / width)``
+    pixels tall (a file wider than the column is scaled down; one narrower is not counted as
+    scaled up).
+    """
+    root = ElementTree.parse(path).getroot()
+    xlink = "{http://www.w3.org/1999/xlink}href"
+
+    def tag(element) -> str:
+        return re.sub(r"^\{.*\}", "", element.tag)
+
+    def scale(transform: str | None) -> float:
+        factor = 1.0
+        for kind, args in re.findall(r"(\w+)\(([^)]*)\)", transform or ""):
+            values = [float(a) for a in re.split(r"[\s,]+", args.strip()) if a]
+            if kind == "scale":
+                factor *= abs(values[0])
+            elif kind == "matrix":
+                factor *= float(np.hypot(values[0], values[1]))
+        return factor
+
+    glyphs = {element.get("id") for element in root.iter()
+              if tag(element) == "path" and element.get("id")
+              and element.get("transform") == "scale(0.015625)"}  # 64 units per glyph unit
+    sizes: list[float] = []
+
+    def walk(element, factor: float) -> None:
+        if tag(element) == "defs":
+            return
+        factor *= scale(element.get("transform"))
+        if tag(element) == "use" and (element.get(xlink) or "").lstrip("#") in glyphs:
+            sizes.append(round(100.0 * factor, 6))
+        for child in element:
+            walk(child, factor)
+
+    walk(root, 1.0)
+    width = float(re.match(r"[0-9.]+", root.get("width", "0")).group())
+    return width, sizes
 
 
 def shapes_description(shapes: dict[str, tuple[int, ...]], layer: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -111,8 +112,9 @@ def test_design_space_map_labels_every_cell_with_its_body_order():
 
 def test_mace_layer_shapes_equal_the_configuration(full_config, full_shapes):
     assert full_shapes == expected_shapes(full_config, LAYER)
-    # the paper's recipe on ethanol: 9 atoms, all 72 ordered pairs within 5 Å, 256 channels
-    assert full_shapes["A"] == (9, 256, 16) and full_shapes["h_in"] == (9, 256 * 9)
+    # the paper's recipe on ethanol: 9 atoms, all 72 ordered pairs within 5 Å, 256 channels,
+    # l_max = 3 (h_in's width depends on the feature degree L of the recipe, checked above)
+    assert full_shapes["A"] == (9, 256, 16) and full_shapes["h_in"][0] == 9
     assert full_shapes["Y"] == (72, 16)
 
 
@@ -199,8 +201,10 @@ def test_committed_diagram_has_the_texts_of_a_new_drawing(name):
             for layers in range(1, 7):
                 assert str(diagrams.linear_body_order(nu, layers)) in stored["texts"]
         assert {"MACE", "linear ACE", "NequIP (rMD17)"} <= set(stored["texts"])
-    else:  # the product index is xi, as in the notation table (t is the layer)
-        assert any("\\prod_{\\xi=1}^{\\nu}" in text for text in stored["texts"])
+    else:  # B contracts the product basis, bold A as in the notation table; chapters as numbered
+        assert any("\\mathbf{A}_{i,\\mathbf{nlm}}" in text for text in stored["texts"])
+        assert {"chapter 1.1", "chapter 1.2", "chapter 1.3"} <= set(stored["texts"])
+        assert not any("01/0" in text for text in stored["texts"])
     plt.close(fig)
 
 
@@ -210,3 +214,44 @@ def test_alt_text_of_the_mace_figure_states_the_forward_pass_shapes(full_shapes)
     alt = next(line for line in block.splitlines() if line.startswith(":alt:"))
     for stage, shape in full_shapes.items():
         assert diagrams.format_shape(shape) in alt, (stage, shape)
+
+
+COLUMN_PX = 740  # the content column of the book at 1280 px
+SMALLEST_PX = 9.0
+
+
+def displayed_fraction(name: str) -> float:
+    """The ``:width:`` (fraction of the column) of the page figure that shows ``figures/<name>.svg``."""
+    root = FIGURES_DIR.parent
+    pages = [p for p in root.glob("*/*.md") if f"../figures/{name}.svg" in p.read_text()]
+    assert pages, f"no page shows figures/{name}.svg"
+    fractions = []
+    for page in pages:
+        block = page.read_text().split(f"../figures/{name}.svg", 1)[1].split("```", 1)[0]
+        width = re.search(r"^:width:\s*([0-9.]+)%", block, flags=re.MULTILINE)
+        fractions.append(float(width.group(1)) / 100 if width else 1.0)
+    return min(fractions)
+
+
+def test_svg_text_sizes_reads_the_font_sizes_of_a_drawing(tmp_path):
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.axis("off")
+    ax.text(0.1, 0.5, "plain", fontsize=12)
+    ax.text(0.5, 0.5, "$x_i$", fontsize=10)  # mathtext draws the subscript at 0.7 x 10
+    path = diagrams.save_svg(fig, "sizes", directory=tmp_path)
+    plt.close(fig)
+    width, sizes = diagrams.svg_text_sizes(path)
+    assert 0 < width <= 4 * 72
+    assert sorted(set(sizes)) == pytest.approx([7.0, 10.0, 12.0])
+
+
+@pytest.mark.parametrize("path", sorted(FIGURES_DIR.glob("*.svg")), ids=lambda p: p.name)
+def test_committed_svg_text_is_at_least_9_px_at_its_displayed_width(path):
+    """Smallest glyph x min(1, shown width / file width) >= 9 px (never counts scaling up)."""
+    width, sizes = diagrams.svg_text_sizes(path)
+    assert sizes, f"{path.name} draws no text"
+    shown = COLUMN_PX * displayed_fraction(path.stem)
+    rendered = min(sizes) * min(1.0, shown / width)
+    assert rendered >= SMALLEST_PX, (
+        f"{path.name}: smallest text {min(sizes):.2f} units in a {width:.0f}-unit-wide file "
+        f"shown {shown:.0f} px wide renders {rendered:.2f} px (< {SMALLEST_PX})")
