@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in notebooks without ipywidgets
 
 from acecourse.ace.model import ACEDescriptor, frames_to_arrays
+from acecourse.metrics import error_metrics
 
 
 @dataclass
@@ -197,6 +198,21 @@ def descriptor_of_frames(
         yield x.numpy(), energies[start:stop], j.numpy(), forces[start:stop]
 
 
+def _fit_errors(de: list[np.ndarray], df: list[np.ndarray]) -> dict[str, float]:
+    """:func:`~acecourse.metrics.error_metrics` of the energy and force residuals (eV, eV/Å),
+    with the key names of the linear fit's records (``force_...``, as in ``ace_fit.json``)."""
+    zero = np.zeros(1)
+    pred = {"energy_pred": np.concatenate(de), "energy_ref": zero}
+    pred.update(forces_pred=np.concatenate(df), forces_ref=zero)
+    metrics = error_metrics(pred)
+    return {
+        "energy_mae_meV": metrics["energy_mae_meV"],
+        "force_mae_meV_per_A": metrics["forces_mae_meV_per_A"],
+        "energy_rmse_meV": metrics["energy_rmse_meV"],
+        "force_rmse_meV_per_A": metrics["forces_rmse_meV_per_A"],
+    }
+
+
 def errors(fit: LinearACEFit, chunks) -> dict[str, float]:
     """Energy MAE (meV per molecule), force MAE (meV/Å, per component) and RMSEs over chunks."""
     de, df = [], []
@@ -204,13 +220,7 @@ def errors(fit: LinearACEFit, chunks) -> dict[str, float]:
         pe, pf = fit.predict(x, j)
         de.append(pe - e)
         df.append((pf - f).ravel())
-    de, df = np.concatenate(de), np.concatenate(df)
-    return {
-        "energy_mae_meV": 1000 * float(np.mean(np.abs(de))),
-        "force_mae_meV_per_A": 1000 * float(np.mean(np.abs(df))),
-        "energy_rmse_meV": 1000 * float(np.sqrt(np.mean(de**2))),
-        "force_rmse_meV_per_A": 1000 * float(np.sqrt(np.mean(df**2))),
-    }
+    return _fit_errors(de, df)
 
 
 def order_masks(descriptor: ACEDescriptor) -> dict[int, np.ndarray]:
@@ -405,13 +415,7 @@ def learning_curve(
             de.append(pe - e)
             df.append((pf - f).ravel())
     for record, (de, df) in zip(records, residuals):
-        de, df = np.concatenate(de), np.concatenate(df)
-        record["test"] = {
-            "energy_mae_meV": 1000 * float(np.mean(np.abs(de))),
-            "force_mae_meV_per_A": 1000 * float(np.mean(np.abs(df))),
-            "energy_rmse_meV": 1000 * float(np.sqrt(np.mean(de**2))),
-            "force_rmse_meV_per_A": 1000 * float(np.sqrt(np.mean(df**2))),
-        }
+        record["test"] = _fit_errors(de, df)
     timing["test_descriptor_seconds"] = time.perf_counter() - t3
     if keep is not None:
         keep.update(normal=normal, train=kept_train, valid=valid, test=kept_test, fits=fits)

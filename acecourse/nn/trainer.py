@@ -29,6 +29,7 @@ import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from acecourse.metrics import error_metrics
 from acecourse.nn.graph import batch_from_atoms
 from acecourse.nn.interaction import EquivariantPotential, count_parameters
 
@@ -68,26 +69,22 @@ def energy_shift_and_scale(frames: list[Atoms]) -> tuple[float, float]:
 def evaluate(
     model: EquivariantPotential, frames: list[Atoms], batch_size: int = 50
 ) -> dict[str, float]:
-    """Energy MAE and mean signed error (meV per molecule), force MAE / RMSE (meV/Å) on ``frames``.
+    """:func:`~acecourse.metrics.error_metrics` of ``model`` on ``frames``: energy MAE, RMSE and
+    mean signed error (meV per molecule), force MAE and RMSE (meV/Å).
 
     The signed error is prediction minus reference, averaged over the frames: a constant offset
     of the predicted energies shows up in it with its sign, random errors average out.
     """
     dtype = next(model.parameters()).dtype
-    energy_errors, force_errors = [], []
+    pred = {"energy_pred": [], "energy_ref": [], "forces_pred": [], "forces_ref": []}
     for start in range(0, len(frames), batch_size):
         batch = batch_from_atoms(frames[start : start + batch_size], model.species, dtype=dtype)
         energies, forces = model.energy_and_forces(batch)
-        energy_errors.append((energies.detach() - batch.energies).double())
-        force_errors.append((forces.detach() - batch.forces).double().ravel())
-    e = torch.cat(energy_errors)
-    f = torch.cat(force_errors)
-    return {
-        "energy_mae_meV": 1000 * float(e.abs().mean()),
-        "energy_mean_error_meV": 1000 * float(e.mean()),
-        "forces_mae_meV_per_A": 1000 * float(f.abs().mean()),
-        "forces_rmse_meV_per_A": 1000 * float(f.pow(2).mean().sqrt()),
-    }
+        pred["energy_pred"].append(energies.detach().double().numpy())
+        pred["energy_ref"].append(batch.energies.double().numpy())
+        pred["forces_pred"].append(forces.detach().double().numpy())
+        pred["forces_ref"].append(batch.forces.double().numpy())
+    return error_metrics({key: np.concatenate(values) for key, values in pred.items()})
 
 
 def train_potential(

@@ -19,16 +19,16 @@ from pathlib import Path
 import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
+from acecourse.metrics import error_metrics
 from acecourse.training.config import TrainConfig, held_out_test_indices
 from acecourse.training.data import make_batches, to_atomic_data
 from acecourse.training.trainer import (
     TrainingError,
-    _git_commit,
-    _write_json,
     device_name,
-    error_metrics,
+    git_commit,
     load_trained_model,
     predict,
+    write_json,
 )
 
 FLOAT64_METRICS = "test_metrics_float64.json"
@@ -67,8 +67,8 @@ def evaluate_float64(
         "metrics": error_metrics(pred, frames[0].numbers),
         "weights": f"{model_path.name}: the run's float32 weights, evaluated in float64",
         "device": device_name(torch.device(device)),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "command": command or f"evaluate_float64({str(run_dir)!r}, device={device!r})",
     }
-    _write_json(record, run_dir / FLOAT64_METRICS)
+    write_json(record, run_dir / FLOAT64_METRICS)
     return record

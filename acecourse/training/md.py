@@ -21,7 +21,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_mom
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
-from acecourse.training.trainer import _git_commit, load_trained_model
+from acecourse.training.trainer import git_commit, load_trained_model
 
 
 def mace_calculator(model_path: str | os.PathLike, dtype: str = "float64"):
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         start="rMD17 ethanol test frame 0",
         command="python -m acecourse.training.md "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        git_commit=_git_commit(),
+        git_commit=git_commit(),
         torch_threads=torch.get_num_threads(),
         wall_time_s=time.perf_counter() - t0,
     )

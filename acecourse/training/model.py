@@ -1,4 +1,8 @@
-"""Build the MACE model of a :class:`~acecourse.training.config.TrainConfig` with mace-torch."""
+"""Build the MACE model of a :class:`~acecourse.training.config.TrainConfig` with mace-torch.
+
+``count_parameters`` is :func:`acecourse.nn.interaction.count_parameters`, re-exported here for
+chapter 04/02, which imports it with :func:`build_model`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import torch
 from e3nn import o3
 from mace import modules
 
+from acecourse.nn.interaction import count_parameters
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import Z_TABLE
+
+__all__ = ["build_model", "count_parameters", "parameter_groups", "to_cueq", "to_e3nn"]
 
 
 def build_model(
@@ -76,11 +83,6 @@ def to_e3nn(model: torch.nn.Module, device: str = "cpu") -> torch.nn.Module:
         return cueq_to_e3nn(model, device=device, return_model=True)
     finally:
         torch.set_default_dtype(previous)
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:

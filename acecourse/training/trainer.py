@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol, train_valid_split
+from acecourse.metrics import error_metrics
 from acecourse.training.config import TrainConfig, held_out_test_indices
 from acecourse.training.data import (
     Z_TABLE,
@@ -128,32 +129,7 @@ def predict(model: torch.nn.Module, batches, batch_size: int) -> dict[str, np.nd
     }
 
 
-def error_metrics(
-    pred: dict[str, np.ndarray], numbers: np.ndarray | None = None
-) -> dict[str, float]:
-    """MAE and RMSE in meV (energy per molecule and per atom) and meV/Å (force components)."""
-    n_atoms = pred["forces_ref"].shape[1]
-    de = (pred["energy_pred"] - pred["energy_ref"]) * 1000.0
-    df = (pred["forces_pred"] - pred["forces_ref"]) * 1000.0
-    out = {
-        "n_frames": int(de.size),
-        "energy_mae_meV": float(np.mean(np.abs(de))),
-        "energy_rmse_meV": float(np.sqrt(np.mean(de**2))),
-        "energy_mae_meV_per_atom": float(np.mean(np.abs(de)) / n_atoms),
-        "energy_rmse_meV_per_atom": float(np.sqrt(np.mean(de**2)) / n_atoms),
-        "forces_mae_meV_per_A": float(np.mean(np.abs(df))),
-        "forces_rmse_meV_per_A": float(np.sqrt(np.mean(df**2))),
-    }
-    if numbers is not None:
-        from ase.data import chemical_symbols
-
-        for z in sorted({int(z) for z in numbers}):
-            mask = np.asarray(numbers) == z
-            out[f"forces_mae_meV_per_A_{chemical_symbols[z]}"] = float(np.mean(np.abs(df[:, mask])))
-    return out
-
-
-def _git_commit() -> str:
+def git_commit() -> str:
     """The commit of the code that runs: ``ACECOURSE_GIT_COMMIT`` when it is set (the device's
     copy of the tree has no ``.git``, and a ``.git`` in a folder above it must not be read), else
     ``git rev-parse HEAD`` with ``-dirty`` when tracked files differ."""
@@ -230,7 +206,7 @@ def _atomic_write(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(data: Any, path: Path) -> None:
+def write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -523,7 +499,7 @@ def start_run(
         valid_batches=make_batches(data["valid"], device, dtype),
         run_info={
             "command": command or " ".join(sys.argv),
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "device": device_name(device),
             "backend": config.backend,
             "software": software_versions(),
@@ -664,7 +640,7 @@ def save_checkpoint(run: Run) -> None:
 
 
 def write_run_json(run: Run, status: str) -> None:
-    _write_json(
+    write_json(
         {
             **run.run_info,
             "schedule": run.schedule.describe(),
@@ -895,7 +871,7 @@ def finalize(run: Run) -> dict[str, dict]:
         # overwrites with the raw weights again
         state = {k: v.detach().cpu().clone() for k, v in export.state_dict().items()}
     test = error_metrics(test_pred, run.data["test_numbers"])
-    _write_json(test, out / "test_metrics.json")
+    write_json(test, out / "test_metrics.json")
     np.savez_compressed(
         out / "test_predictions.npz",
         numbers=run.data["test_numbers"],
