@@ -36,12 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-
-# e3nn 0.4.4 stores its constants with ``torch.save`` of Python slices; torch >= 2.6 refuses to
-# unpickle them with its default ``weights_only=True`` unless ``slice`` is allow-listed.
-torch.serialization.add_safe_globals([slice])
-
-from e3nn import o3
+from e3nn import o3  # readable under torch >= 2.6: ``import acecourse`` allow-lists ``slice``
 
 __all__ = [
     "assert_equivariant",
