@@ -59,6 +59,14 @@ def full_recipe(config_file: Path = CONFIG) -> dict:
     raise StatusError(f"no FULL_RECIPE with max_epochs in {config_file}")
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _last_epoch(metrics_csv: Path) -> int:
     with metrics_csv.open(newline="") as f:
         epochs = [int(float(row["epoch"])) for row in csv.DictReader(f) if row.get("epoch")]
@@ -87,7 +95,7 @@ def committed_results(artifacts: Path = ARTIFACTS, recipe: dict | None = None) -
                     {
                         "mae": mae,
                         "epochs": epochs,
-                        "where": f"{chain.relative_to(ROOT)} (window {row.get('window')})",
+                        "where": f"{_shown(chain)} (window {row.get('window')})",
                         "differs": {} if current else {"model": ("an earlier recipe", None)},
                     }
                 )
@@ -110,7 +118,7 @@ def committed_results(artifacts: Path = ARTIFACTS, recipe: dict | None = None) -
             {
                 "mae": mae,
                 "epochs": _last_epoch(run / "metrics.csv"),
-                "where": str(run.relative_to(ROOT)),
+                "where": _shown(run),
                 "differs": differs,
             }
         )
