@@ -29,6 +29,17 @@ the temporary folder, the home folder, the Python installation, ``site-packages`
 ``dist-packages``) and no stderr output other than progress bars (a logging message is not a
 ``...Warning`` but is still noise).
 
+The reader's page (issue 20): no page says how the project gets its GPU time or builds
+(:data:`INFRASTRUCTURE_PHRASES`); nothing in the content column overflows it at 1280 px (code,
+display math, tables, outputs, images; folded cells opened first) and no code line is longer than
+88 characters; one output box per stream (``nb_merge_streams``); the smallest text of every figure,
+as rendered, is at least :data:`MIN_TEXT_PX` CSS px (PNG figures carry their smallest text in
+image pixels, written by :mod:`acecourse.plotting`, scaled here by the rendered width; SVG
+diagrams are measured in the browser); the "References" section of an index page has no chapter
+number; one search box per page at 1280 and at 390 px; Plotly's mode bar does not cover a
+figure's title.  The measurements of every page go to ``test-artifacts/site_measurements.json``;
+one screenshot per phase at 1280 px and at 390 px to ``test-artifacts/screenshots/``.
+
 ``TEST_SITE_HTML=_build/html`` tests a site that is already built, for example the published
 variant that ``bash scripts/build_book.sh`` makes (notebooks executed without ``ACECOURSE_CI``, so
 chapters that shrink their problems in CI show their full outputs), instead of building one from
@@ -70,6 +81,8 @@ from conftest import (
     toc_notebooks,
 )
 
+from acecourse.plotting import TEXT_PX_KEY, png_text_chunks
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -90,6 +103,39 @@ DOCNAMES = toc_docnames()
 LINKED_FOLDERS = ("acecourse", "figures", "artifacts")
 #: Patterns of the build log that are Sphinx warnings or errors.
 PROBLEM = re.compile(r"WARNING|ERROR|CRITICAL|Exception|Traceback")
+#: A phone's viewport (the second screenshot of each phase, the search box count).
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+#: Smallest text of a figure, in CSS px as rendered in the page.
+MIN_TEXT_PX = 9.0
+#: Longest code line a page may show (the column shows about 88 characters at 1280 px).
+MAX_CODE_LINE = 88
+#: Measurements of every page (figure text, code lines), for the closing note of a change.
+MEASUREMENTS = ARTIFACTS / "site_measurements.json"
+#: Phrases about how the project gets or uses its GPU time and its build machines (issue 20 item 1).
+#: A page speaks to the learner; provenance of a GPU result is one sentence and a link to
+#: ``artifacts/*/README.md``.  Matched case-insensitively in the page's article (code included).
+INFRASTRUCTURE_PHRASES = (
+    "lent GPU",
+    "device call",
+    "device budget",
+    "device time",
+    "device machine",
+    "64 MiB",
+    "16 MiB",
+    "scripts/device",
+    "gpu.sh",
+    "shared with other jobs",
+    "load 4 to 7",
+    "shared machine",
+    "build machine",
+    "course machine",
+    "course's machine",
+    "CI mode",
+    "ACECOURSE_CI",
+    "an earlier version of this page",
+    "platformdirs",
+)
 
 
 # --------------------------------------------------------------------------- build
@@ -124,6 +170,7 @@ PREBUILT = os.environ.get("TEST_SITE_HTML")
 @pytest.fixture(scope="session")
 def site() -> Path:
     """Build the book from the executed notebooks; return the HTML folder."""
+    MEASUREMENTS.unlink(missing_ok=True)  # this session's measurements only
     if PREBUILT:
         html = Path(PREBUILT).resolve()
         if not (html / "index.html").is_file():
@@ -412,6 +459,240 @@ def broken_links(hrefs: list[str], base: str, html_dir: Path) -> list[str]:
     return broken
 
 
+# --------------------------------------------------------------------------- the reader's page
+ARTICLE_TEXT = r"""
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!article) return '';
+  const root = article.cloneNode(true);
+  root.querySelectorAll('script, style').forEach(e => e.remove());
+  return root.textContent.replace(/\s+/g, ' ');
+}
+"""
+
+
+def infrastructure_phrases(text: str) -> list[str]:
+    """The :data:`INFRASTRUCTURE_PHRASES` in ``text`` (case-insensitive), each with context."""
+    found = []
+    lower = text.lower()
+    for phrase in INFRASTRUCTURE_PHRASES:
+        i = lower.find(phrase.lower())
+        if i >= 0:
+            context = text[max(0, i - 50) : i + len(phrase) + 50].strip()
+            found.append(f'"{phrase}" in "...{context}..."')
+    return found
+
+
+LAYOUT_CHECK = r"""
+(maxLine) => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!article) return {overflow: [], n_lines: 0, long_lines: []};
+  // folded cells and dropdowns are measured open: a reader who opens them sees this
+  article.querySelectorAll('details').forEach(d => { d.open = true; });
+  const box = article.getBoundingClientRect();
+  const describe = (el) => {
+    const what = el.closest('.cell_output') ? 'cell output'
+      : el.closest('.cell_input') ? 'code cell'
+      : el.closest('mjx-container, div.math') ? 'display math'
+      : el.closest('table') ? 'table' : el.tagName.toLowerCase();
+    const text = (el.textContent || el.getAttribute('alt') || el.getAttribute('src') || '');
+    return `${what}: ${text.replace(/\s+/g, ' ').trim().slice(0, 70)}`;
+  };
+  const overflow = [];
+  const seen = new Set();
+  const selectors = ['pre', 'div.highlight', 'div.math', 'mjx-container[display="true"]',
+    'mjx-container[display="true"] > svg', 'table', '.pst-scrollable-table-container',
+    '.table-wrapper', '.cell_output .output', 'img', '.acecourse-interactive', 'figure'];
+  for (const el of article.querySelectorAll(selectors.join(', '))) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const clips = ['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX);
+    const scrolls = clips && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1;
+    const beyond = r.right > box.right + 1 || r.left < box.left - 1;
+    if (!(scrolls || beyond)) continue;
+    const key = describe(el);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const width = scrolls ? el.scrollWidth : Math.round(r.width);
+    const room = scrolls ? el.clientWidth : Math.round(box.right - r.left);
+    overflow.push(`${key} (${width} px wide in ${room} px)`);
+  }
+  const pres = new Set([...article.querySelectorAll('.cell_input pre, div.highlight pre, pre.literal-block')]
+                       .filter(p => !p.closest('.cell_output')));
+  let nLines = 0;
+  const long = [];
+  for (const pre of pres) {
+    for (const line of pre.textContent.replace(/\n$/, '').split('\n')) {
+      nLines += 1;
+      if (line.length > maxLine) long.push(`${line.length}: ${line.trim().slice(0, 90)}`);
+    }
+  }
+  return {overflow, n_lines: nLines, long_lines: long};
+}
+"""
+
+STREAMS_CHECK = r"""
+() => {
+  const problems = [];
+  for (const output of document.querySelectorAll('.cell_output')) {
+    const kinds = [...output.children].filter(e => e.classList.contains('output'))
+      .map(e => e.classList.contains('stderr') ? 'stderr' : e.classList.contains('stream') ? 'stdout' : '');
+    for (let i = 1; i < kinds.length; i++) {
+      if (kinds[i] && kinds[i] === kinds[i - 1]) {
+        const text = output.textContent.replace(/\s+/g, ' ').trim().slice(0, 80);
+        problems.push(`two ${kinds[i]} boxes in one cell output (nb_merge_streams): ${text}`);
+        break;
+      }
+    }
+  }
+  return problems;
+}
+"""
+
+REFERENCES_CHECK = r"""
+() => [...document.querySelectorAll('article h1, article h2, article h3')]
+  .filter(h => h.querySelector('.section-number') && /(References|Bibliography)/.test(h.textContent))
+  .map(h => h.textContent.replace(/[\s#¶]+/g, ' ').trim())
+"""
+
+SEARCH_CHECK = r"""
+() => {
+  const selectors = '.search-button-field, button.search-button, .bd-search, #searchbox, ' +
+                    'form[role="search"], input[type="search"]';
+  const shown = [...document.querySelectorAll(selectors)].filter(e => {
+    const r = e.getBoundingClientRect();
+    const s = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && parseFloat(s.opacity) > 0;
+  });
+  // a field inside a form is one search box: count the outermost ones
+  return shown.filter(e => !shown.some(o => o !== e && o.contains(e)))
+              .map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`);
+}
+"""
+
+MODEBAR_CHECK = r"""
+() => [...document.querySelectorAll('.acecourse-interactive')].map(root => {
+  const title = root.querySelector('.gtitle');
+  const bar = root.querySelector('.modebar');
+  if (!title || !bar || !title.textContent.trim()) return {id: root.id, overlap: false};
+  const a = title.getBoundingClientRect(), b = bar.getBoundingClientRect();
+  const overlap = a.width > 0 && b.width > 0 && a.left < b.right && b.left < a.right &&
+                  a.top < b.bottom && b.top < a.bottom;
+  return {id: root.id, overlap, title: title.textContent.trim().slice(0, 40)};
+})
+"""
+
+FIGURE_TEXT_CHECK = r"""
+async () => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const results = [];
+  for (const img of (article ? article.querySelectorAll('img') : [])) {
+    if (img.closest('mjx-container, .navbar-brand, .bd-header-article')) continue;
+    const r = img.getBoundingClientRect();
+    if (!(r.width > 0 && r.height > 0)) continue;
+    const src = img.currentSrc || img.src;
+    const figure = img.closest('figure');
+    const caption = ((figure && figure.querySelector('figcaption')) || img).textContent || img.alt || '';
+    const item = {src, width: r.width, natural: img.naturalWidth,
+                  caption: caption.replace(/\s+/g, ' ').trim().slice(0, 60)};
+    if (/\.svg([?#]|$)/i.test(src)) {
+      // the SVG drawn inline at the image's rendered size: each text's font size times the
+      // scale from its user units to the screen
+      try {
+        const text = await (await fetch(src)).text();
+        const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+        const svg = document.importNode(doc.documentElement, true);
+        if (!svg.getAttribute('viewBox')) {
+          const w = parseFloat(svg.getAttribute('width')), h = parseFloat(svg.getAttribute('height'));
+          if (w > 0 && h > 0) svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+        }
+        svg.setAttribute('width', r.width);
+        svg.setAttribute('height', r.height);
+        const host = document.createElement('div');
+        host.style.cssText = `position:absolute;left:0;top:0;width:${r.width}px;` +
+                             `height:${r.height}px;visibility:hidden;overflow:hidden;`;
+        host.appendChild(svg);
+        document.body.appendChild(host);
+        let smallest = null;
+        for (const t of svg.querySelectorAll('text, tspan')) {
+          if (![...t.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+          const size = parseFloat(getComputedStyle(t).fontSize);
+          const m = t.getScreenCTM();
+          if (!m || !(size > 0)) continue;
+          const px = size * Math.sqrt(m.c * m.c + m.d * m.d);
+          if (smallest === null || px < smallest) smallest = px;
+        }
+        host.remove();
+        item.svg_px = smallest;
+      } catch (error) {
+        item.error = String(error);
+      }
+    }
+    results.push(item);
+  }
+  return results;
+}
+"""
+
+
+def figure_text_problems(items: list[dict], html_dir: Path, base: str) -> tuple[list[str], list]:
+    """Figures whose smallest text renders below :data:`MIN_TEXT_PX` (``FIGURE_TEXT_CHECK``'s
+    items), and the smallest text of each measured figure in CSS px.
+
+    A PNG of the course style carries its smallest text in image pixels (``TEXT_PX_KEY``):
+    rendered size = that x rendered width / natural width.  A matplotlib PNG without it was not
+    made with the course style and fails; other images (no text chunk) are not measured.
+    """
+    problems: list[str] = []
+    sizes: list[tuple[float, str]] = []
+    for item in items:
+        label = item.get("caption") or item["src"].rsplit("/", 1)[-1][:60]
+        if item.get("error"):
+            problems.append(f"SVG figure not measured ({item['error']}): {label}")
+            continue
+        if "svg_px" in item:
+            if item["svg_px"] is None:
+                continue  # an SVG without text
+            px = float(item["svg_px"])
+        else:
+            if not item["src"].startswith(base):
+                continue
+            path = html_dir / unquote(urlsplit(item["src"]).path).lstrip("/")
+            if path.suffix.lower() != ".png" or not path.is_file() or not item.get("natural"):
+                continue
+            chunks = png_text_chunks(path.read_bytes())
+            if TEXT_PX_KEY not in chunks:
+                if "matplotlib" in chunks.get("Software", "").lower():
+                    problems.append(
+                        "matplotlib figure without its text measurement (draw it after "
+                        f"acecourse.plotting.use_course_style()): {label}"
+                    )
+                continue
+            px = float(chunks[TEXT_PX_KEY]) * float(item["width"]) / float(item["natural"])
+        sizes.append((round(px, 2), label))
+        if px < MIN_TEXT_PX - 1e-9:
+            problems.append(
+                f"figure text renders at {px:.1f} px (smallest allowed {MIN_TEXT_PX:g} px): {label}"
+            )
+    return problems, sizes
+
+
+def modebar_problems(figures: list[dict], width: str) -> list[str]:
+    return [
+        f"Plotly's mode bar covers the title of {f['id']} at {width}: {f.get('title')}"
+        for f in figures
+        if f.get("overlap")
+    ]
+
+
+def record_measurements(docname: str, **values) -> None:
+    """Add a page's measurements to ``test-artifacts/site_measurements.json``."""
+    data = json.loads(MEASUREMENTS.read_text()) if MEASUREMENTS.is_file() else {}
+    data.setdefault(docname, {}).update(values)
+    MEASUREMENTS.parent.mkdir(parents=True, exist_ok=True)
+    MEASUREMENTS.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
 def screenshot_pages() -> dict[str, str]:
     """For each phase folder, the page to photograph: its first chapter, else its index."""
     chosen: dict[str, str] = {}
@@ -558,6 +839,19 @@ def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
         interactive = page.evaluate(INTERACTIVE_CHECK)
         problems += interactive_problems(interactive, base)
         problems += promise_problems(expected_of(docname), figures, interactive)
+        # the reader's page (issue 20)
+        problems += [
+            f"infrastructure phrase on the page: {found}"
+            for found in infrastructure_phrases(page.evaluate(ARTICLE_TEXT))
+        ]
+        problems += page.evaluate(STREAMS_CHECK)
+        problems += [f"numbered like a chapter: {h}" for h in page.evaluate(REFERENCES_CHECK)]
+        searches = {"1280 px": page.evaluate(SEARCH_CHECK)}
+        problems += modebar_problems(page.evaluate(MODEBAR_CHECK), "1280 px")
+        text_problems, text_sizes = figure_text_problems(
+            page.evaluate(FIGURE_TEXT_CHECK), html_dir, base
+        )
+        problems += text_problems
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for k, figure in enumerate(interactive["figures"]):
             element = page.locator(f"#{figure['id']}")
@@ -567,7 +861,42 @@ def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
             element.screenshot(path=str(SCREENSHOTS / f"interactive_{name}_{k + 1}.png"))
         if docname in SCREENSHOT_OF:
             page.evaluate("() => window.scrollTo(0, 0)")
-            page.screenshot(path=str(SCREENSHOTS / f"{SCREENSHOT_OF[docname]}.png"))
+            page.screenshot(path=str(SCREENSHOTS / f"{SCREENSHOT_OF[docname]}_1280.png"))
+        # a phone: one search box, the mode bar off the titles, a screenshot per phase
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(800)  # the theme's and Plotly's layout after the resize
+        searches["390 px"] = page.evaluate(SEARCH_CHECK)
+        problems += modebar_problems(page.evaluate(MODEBAR_CHECK), "390 px")
+        if docname in SCREENSHOT_OF:
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.wait_for_timeout(200)
+            page.screenshot(path=str(SCREENSHOTS / f"{SCREENSHOT_OF[docname]}_390.png"))
+        page.set_viewport_size(DESKTOP)
+        page.wait_for_timeout(500)
+        problems += [
+            f"{len(found)} search boxes at {width} (one per page): {found}"
+            for width, found in searches.items()
+            if len(found) != 1
+        ]
+        # last, since it opens the folded cells: overflow at 1280 px, code lines
+        layout = page.evaluate(LAYOUT_CHECK, MAX_CODE_LINE)
+        problems += [f"overflows the content column at 1280 px: {o}" for o in layout["overflow"]]
+        if layout["long_lines"]:
+            problems.append(
+                f"{len(layout['long_lines'])} of {layout['n_lines']} code lines are longer than "
+                f"{MAX_CODE_LINE} characters: " + "; ".join(layout["long_lines"][:5])
+            )
+        record_measurements(
+            docname,
+            code_lines=layout["n_lines"],
+            long_code_lines=len(layout["long_lines"]),
+            overflow=len(layout["overflow"]),
+            figure_text_px=text_sizes,
+            smallest_figure_text_px=min((px for px, _ in text_sizes), default=None),
+            infrastructure_phrases=len(
+                [p for p in problems if p.startswith("infrastructure phrase")]
+            ),
+        )
         page.wait_for_timeout(200)  # let late console messages arrive
     finally:
         page.close()
@@ -779,3 +1108,110 @@ def test_launch_links_open_this_notebook(site: Path, docname: str) -> None:
                 f"{docname}: no {provider} link {expected} (links to that host: "
                 f"{[h for h in hrefs if urlsplit(h).netloc == urlsplit(expected).netloc]})"
             )
+
+
+# --------------------------------------------------------------------------- the reader's page
+def test_phrase_list_finds_infrastructure_talk() -> None:
+    """The phrase check is case-insensitive and quotes the place; reader's text passes."""
+    found = infrastructure_phrases("Measured in ci mode on a machine shared with other jobs.")
+    assert len(found) == 2 and "shared with other jobs" in found[1], found
+    assert not infrastructure_phrases(
+        "about 40 s on a 2-core laptop CPU; a GPU run took 264 s (artifacts/mace_ethanol/README.md)"
+    )
+
+
+def test_readme_and_contributing_are_not_pages(site: Path) -> None:
+    """The README and CONTRIBUTING are for the repository: no page of the site is made of them,
+    and the README, which readers of the repository see first, says nothing about how the
+    project gets its GPU time (that is in CONTRIBUTING)."""
+    built = {p.name for p in site.rglob("*.html")}
+    assert not {"README.html", "CONTRIBUTING.html"} & built
+    found = infrastructure_phrases((ROOT / "README.md").read_text())
+    assert not found, "README.md:\n" + "\n".join(found)
+
+
+def test_training_help_speaks_to_readers() -> None:
+    """``python -m acecourse.training --help`` (shown in chapter 3.4) is for the learner."""
+    result = subprocess.run(
+        [sys.executable, "-m", "acecourse.training", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = infrastructure_phrases(result.stdout)
+    assert not found, "\n".join(found)
+
+
+def test_how_to_use_shows_the_clone_command() -> None:
+    """The third recipe shows the clone URL of ``_config.yml``'s repository."""
+    url = str(yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"])
+    text = (ROOT / "book" / "how_to_use.md").read_text()
+    assert f"git clone {url.rstrip('/')}.git" in text or f"git clone {url}" in text
+
+
+def test_figure_text_measurement(tmp_path: Path) -> None:
+    """A course-style PNG carries its smallest text in image pixels; the page check scales it by
+    the rendered width and fails below MIN_TEXT_PX; a plain matplotlib PNG fails as unmeasured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from acecourse import plotting
+
+    plotting.use_course_style()
+    fig, ax = plt.subplots(figsize=(7.4, 3.0))
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("time (fs)", fontsize=6)
+    png = plotting.figure_png(fig)  # at 2 x 100 dpi: 6 pt = 16.67 image px
+    plain = tmp_path / "plain.png"
+    fig.savefig(plain)
+    plt.close(fig)
+    assert float(png_text_chunks(png)[TEXT_PX_KEY]) == pytest.approx(6 / 72 * 200, abs=0.01)
+    (tmp_path / "course.png").write_bytes(png)
+    base = "http://127.0.0.1:1/"
+    natural = int.from_bytes(png[16:20], "big")
+    item = {"src": base + "course.png", "natural": natural, "caption": "a figure"}
+    # shown at its natural CSS size (half its pixels): 8.3 px, too small
+    problems, sizes = figure_text_problems([{**item, "width": natural / 2}], tmp_path, base)
+    assert len(problems) == 1 and sizes[0][0] == pytest.approx(8.33, abs=0.01), problems
+    # the same image shown at its full pixel width: 16.7 px
+    assert not figure_text_problems([{**item, "width": natural}], tmp_path, base)[0]
+    unmeasured = {"src": base + "plain.png", "natural": 100, "width": 100, "caption": "x"}
+    assert (
+        "without its text measurement" in figure_text_problems([unmeasured], tmp_path, base)[0][0]
+    )
+    svg = {"src": base + "d.svg", "svg_px": 7.5, "caption": "diagram", "width": 700}
+    assert "7.5 px" in figure_text_problems([svg], tmp_path, base)[0][0]
+
+
+def test_front_page_status_is_read_from_the_artifacts(tmp_path: Path) -> None:
+    """book/_ext/course_status.py: a chain row of the recipe wins over a better run of an earlier
+    model; with no chain row, the best run is named with how its model differs."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import course_status
+
+    recipe = {"max_epochs": 1000, "hidden_irreps": "8x0e+8x1o", "max_ell": 3}
+    config = tmp_path / "config.py"
+    config.write_text(f"FULL_RECIPE = {recipe!r}\n")
+    run = tmp_path / "runs" / "seed1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"command": "train --profile full --out x"}))
+    (run / "config.json").write_text(json.dumps({"hidden_irreps": "8x0e", "max_ell": 3}))
+    (run / "metrics.csv").write_text("epoch,valid_loss\n1,2.0\n2,1.0\n")
+    (run / "test_metrics.json").write_text(json.dumps({"forces_mae_meV_per_A": 9.04}))
+    values = course_status.status(tmp_path, config)
+    assert values["status_forces_mae"] == "9.0" and values["status_epochs"] == "2"
+    assert values["status_recipe_epochs"] == "1,000"
+    assert (
+        "earlier model" in values["status_recipe_note"]
+        and "8x0e+8x1o" in (values["status_recipe_note"])
+    )
+    (tmp_path / "chain").mkdir()
+    (tmp_path / "chain" / "chain.csv").write_text(
+        "window,cumulative_epochs,test_forces_mae_meV_per_A\n0,40,12.34\n"
+    )
+    values = course_status.status(tmp_path, config)
+    assert (values["status_forces_mae"], values["status_epochs"]) == ("12.3", "40")
+    assert values["status_recipe_note"] == ""
