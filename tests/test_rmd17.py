@@ -64,7 +64,7 @@ def test_the_split_ships_with_its_licence_and_published_hashes() -> None:
     assert "CC0 1.0" in (SHIPPED / "LICENSE").read_text()
     readme = (SHIPPED / "README.md").read_text()
     assert "CC0 1.0" in readme and "12672038" in readme and "andersx/rmd17-npz" in readme
-    assert len(rmd17.REGISTRY) == 100  # 10 molecules x 5 splits x train/test
+    assert len(rmd17.REGISTRY) == 100 and len(rmd17.MOLECULES) == 10  # x 5 splits x train/test
 
 
 def test_unit_conversion_is_ase_kcal_per_mol() -> None:
@@ -263,6 +263,9 @@ def test_a_failed_split_file_falls_back_to_the_archive(server, tmp_path, capsys)
         assert got.info[rmd17.ENERGY_KEY] == want.info[rmd17.ENERGY_KEY]
     cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert cached == sorted([OTHER, "rmd17.tar.bz2"])  # no partial file left
+    (tmp_path / "cache" / OTHER).unlink()  # a second split from the archive: no new download
+    load_rmd17("ethanol", "train", split_index=2, indices=[0])
+    assert hits[3:] == [f"/split/{OTHER}"] and "1 GB" not in capsys.readouterr().err
 
 
 def test_altered_downloads_are_refused_and_leave_nothing(server, tmp_path) -> None:

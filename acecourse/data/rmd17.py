@@ -45,19 +45,6 @@ KCAL_PER_MOL = units.kcal / units.mol  # eV per (kcal/mol)
 PACKAGE_DIR = Path(__file__).with_name("rmd17")
 """The shipped files: ethanol split 01, its licence and the registry of hashes."""
 
-MOLECULES = (
-    "aspirin",
-    "azobenzene",
-    "benzene",
-    "ethanol",
-    "malonaldehyde",
-    "naphthalene",
-    "paracetamol",
-    "salicylic",
-    "toluene",
-    "uracil",
-)
-
 SPLIT_FILES_URL = (
     "https://raw.githubusercontent.com/andersx/rmd17-npz/"
     "4f6bb0a186822c90d47cd98b7a27991fe0b3173b/rmd17-npz/"
@@ -87,6 +74,9 @@ def _read_registry() -> dict[str, tuple[str, str]]:
 
 REGISTRY = _read_registry()
 """File name -> (SHA-256 of the file, SHA-256 of its arrays), for all 100 per-split files."""
+
+MOLECULES = tuple(sorted({name.split("_")[1] for name in REGISTRY}))
+"""The ten molecules of rMD17 (aspirin ... uracil)."""
 
 SHA256 = {
     name: REGISTRY[name][0] for name in ("rmd17_ethanol_train_01.npz", "rmd17_ethanol_test_01.npz")
@@ -168,17 +158,15 @@ def fetch_rmd17(name: str, folder: str | os.PathLike | None = None) -> Path:
         )
         return path
     except (OSError, ValueError) as error:  # requests' errors are OSErrors; a bad hash is not
-        print(
-            f"{name} could not be downloaded ({error}); rebuilding it from the rMD17 archive "
-            "instead: about 1 GB, once",
-            file=sys.stderr,
-        )
+        print(f"{name} could not be downloaded ({error}); rebuilding it", file=sys.stderr)
     _rebuild_from_archive(name, _archive(), path)
     return path
 
 
 def _archive() -> Path:
     """The rMD17 archive in the cache, downloaded from the first address that serves it."""
+    if not (cache_dir() / "rmd17.tar.bz2").is_file():
+        print("downloading the rMD17 archive: about 1 GB, once", file=sys.stderr)
     failures = []
     for url in ARCHIVE_URLS:
         try:
