@@ -39,6 +39,7 @@ from acecourse.training.trainer import (
 from acecourse.training.transport import RETURN_LIMITS, check_returned, returned_files
 from acecourse.training.window import (
     CHAIN,
+    LANDED_SETTINGS,
     WINDOW_FILES,
     compare_at_equal_time,
     land_window,
@@ -391,12 +392,23 @@ FLOAT32_VALID_F_ABS = 0.01  # meV/A
 FLOAT64_TEST_ABS = 1e-6  # meV and meV/A
 
 
-def test_committed_chain_starts_from_a_model_in_the_tree():
+def test_committed_chain_is_the_full_recipes_from_scratch():
+    """The chain trains the ``full`` profile; its first window starts from a random
+    initialisation (empty until that window lands), never from another model's weights."""
+    assert (ROOT / CHAIN / "chain.csv").is_file()
     rows = read_chain(ROOT / CHAIN)
-    assert rows and rows[0]["window"] == 0
-    assert [r["window"] for r in rows] == list(range(len(rows)))
+    assert [r["window"] for r in rows] == list(range(1, len(rows) + 1))
+    if not rows:
+        return
+    assert rows[0]["start_weights"] == "random initialisation"
     # only the newest model of the chain is needed in the tree: it is there
     assert (ROOT / rows[-1]["model"]).is_file()
+    full = make_config("full")
+    for row in rows:  # every window is of the full profile's model, dtype and frames
+        config = json.loads(((ROOT / row["model"]).parent / "config.json").read_text())
+        assert {k: config[k] for k in LANDED_SETTINGS} == {
+            k: getattr(full, k) for k in LANDED_SETTINGS
+        }
     for earlier, later in itertools.pairwise(rows):
         assert later["start_weights"] == earlier["model"]
         if not later["improved"]:  # the window kept its start weights: their errors again
@@ -410,6 +422,20 @@ def test_committed_chain_starts_from_a_model_in_the_tree():
         assert later["cumulative_epochs"] == earlier["cumulative_epochs"] + later["epochs"]
         assert math.isclose(later["cumulative_gpu_min"],
                             earlier["cumulative_gpu_min"] + later["window_wall_s"] / 60, abs_tol=0.02)  # fmt: skip
+
+
+def test_previous_recipes_chain_is_a_baseline_of_another_model():
+    """The chain of the previous recipe (L = 2, stage-two force weight 100) is kept as a
+    baseline beside the chain; its model cannot start a window of the full profile."""
+    (baseline,) = read_chain(ROOT / CHAIN / "previous_recipe_L2")
+    assert baseline["window"] == 0 and (ROOT / baseline["model"]).is_file()
+    config = json.loads((ROOT / baseline["model"]).with_name("config.json").read_text())
+    assert config["hidden_irreps"] == "256x0e+256x1o+256x2e"
+    assert config["stage_two_forces_weight"] == 100.0
+    full = make_config("full")
+    previous = (config["hidden_irreps"], config["stage_two_forces_weight"])
+    assert (full.hidden_irreps, full.stage_two_forces_weight) != previous
+    assert baseline["model"] not in {r["start_weights"] for r in read_chain(ROOT / CHAIN)}
 
 
 @needs_data
@@ -453,7 +479,7 @@ def test_stock_command_is_mace_run_trains_recipe():
         "forces_weight": 1000.0, "amsgrad": True,
         # stage two, under mace-torch's older names (--stage_two sets swa, etc.): from epoch
         # index 800 on, as the course's stage_two_start (mace's `epoch < swa.start` is stage one)
-        "swa": True, "start_swa": 800, "swa_energy_weight": 1000.0, "swa_forces_weight": 100.0,
+        "swa": True, "start_swa": 800, "swa_energy_weight": 1000.0, "swa_forces_weight": 1000.0,
         "swa_lr": 1e-3,
     }  # fmt: skip
     assert {k: getattr(parsed, k) for k in expected} == expected
