@@ -6,19 +6,18 @@ CPU smoke run (what CI executes)::
 
     python -m acecourse.training train --profile ci --out runs/ci
 
-One GPU window of the chain (``acecourse.training.window``): one warm-restart cycle from the
-chain's newest committed weights, fitted into 540 s, files written flat under OUT (``chain.csv``
-and ``windowNN/``: what a device call can return; ``scripts/device/gpu.sh window 540`` wraps it
-on the lent GPU)::
+The ``full`` recipe on a GPU that runs for hours: one command, which resumes exactly from
+``<out>/checkpoint.pt`` when called again with the same ``--out``::
 
-    python -m acecourse.training window --seconds 540 --out OUT
-    python -m acecourse.training check-returned OUT   # would a device call return all of OUT?
-    python -m acecourse.training land OUT        # copy them into the repository
+    python -m acecourse.training train --profile full --out runs/seed123
 
-The exact, resumable run of the ``full`` profile, for a GPU that runs for hours (resumes
-automatically from ``<out>/checkpoint.pt``)::
+On a GPU in sessions that end (Colab, a job queue), either the same command with ``--out`` on a
+drive that outlives the session and a time limit per session (``--set max_wall_s=3000``), or
+one warm-restart cycle per session from the newest weights of a chain
+(``acecourse.training.window``)::
 
-    python -m acecourse.training train --profile full --out runs/seed123 --set max_wall_s=540
+    python -m acecourse.training window --seconds 3000 --out OUT
+    python -m acecourse.training land OUT        # add OUT's window to the chain
 
 Step times of every backend and of stock ``mace_run_train``, side by side::
 
@@ -70,26 +69,28 @@ def main(argv: list[str] | None = None) -> int:
         help="override settings, e.g. --set seed=2 max_epochs=300",
     )
     p_train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p_window = sub.add_parser("window", help="train the chain's next window (one cycle)")
-    p_window.add_argument("--out", required=True, help="root of the returned files")
+    p_window = sub.add_parser(
+        "window", help="one warm-restart cycle from the chain's newest weights (one session)"
+    )
+    p_window.add_argument("--out", required=True, help="folder for the cycle's files")
     p_window.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    p_window.add_argument("--seconds", type=float, default=None, help="the window's time from now")
+    p_window.add_argument("--seconds", type=float, default=None, help="the session's time left")
     p_window.add_argument("--until", type=float, default=None, help="its end (Unix time)")
     p_window.add_argument("--started", type=float, default=None, help="its start (Unix time)")
     p_window.add_argument("--epochs", type=int, default=None, help="fixed cycle length instead")
     p_window.add_argument("--reserve", type=float, default=45.0, help="seconds kept for the test")
     p_window.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-    p_start = sub.add_parser("chain-start", help="write chain.csv with its start (row 0)")
-    p_start.add_argument("run_dir", help="a finished, committed run the first window starts from")
-    p_land = sub.add_parser("land", help="copy a returned window into the repository")
-    p_land.add_argument("returned", help="the folder the window's files were fetched into")
+    p_start = sub.add_parser("chain-start", help="start chain.csv from a finished run")
+    p_start.add_argument("run_dir", help="a finished run the first cycle starts from")
+    p_land = sub.add_parser("land", help="add a finished cycle's files to the chain")
+    p_land.add_argument("returned", help="the folder holding the cycle's files")
     p_land.add_argument(
         "--profile", default="full", choices=sorted(PROFILES), help="the chain's profile"
     )
     p_returned = sub.add_parser(
-        "check-returned", help="list what a device call returns from a folder; fail if not all"
+        "check-returned", help="list a folder's files; fail on names or depths a copy may lose"
     )
-    p_returned.add_argument("out", help="the call's output folder ($OUT)")
+    p_returned.add_argument("out", help="the folder to check")
     p_xyz = sub.add_parser("xyz", help="the run's frames as extxyz, for mace_run_train")
     p_xyz.add_argument("out_dir", help="folder for train.xyz, valid.xyz, test.xyz")
     p_xyz.add_argument("--profile", default="full", choices=sorted(PROFILES))

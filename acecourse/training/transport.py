@@ -104,7 +104,8 @@ RETURN_LIMITS = {"files": 8, "file_bytes": 16 * 2**20, "total_bytes": 64 * 2**20
 """What a device call returns from its output folder: at most 8 files, each at most 16 MiB and
 64 MiB together, no more than 2 folders down (``OUT/a/b/file`` comes back, ``OUT/a/b/c/file``
 does not), every file and folder named in letters, digits, ``.``, ``_`` and ``-`` alone; links
-and other non-plain files do not come back (``/work/.library/device/README.md``, Limits)."""
+and other non-plain files do not come back (the limits of the GPU service that made the
+course's runs: ``scripts/device/README.md``)."""
 
 _RETURNABLE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
