@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from acecourse.data.rmd17 import load_rmd17_ethanol, resolve_data_dir
+from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
@@ -19,11 +19,6 @@ from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer import TrainingError
 from acecourse.training.trainer_loss import loss_function
 from acecourse.training.transport import TransportError, pack_checkpoint, unpack_checkpoint
-
-HAVE_DATA = (resolve_data_dir() / "rmd17_ethanol_train_01.npz").is_file()
-needs_data = pytest.mark.skipif(
-    not HAVE_DATA, reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)"
-)
 
 TINY = {
     "n_train": 10,
@@ -40,7 +35,6 @@ TINY = {
 pytestmark = pytest.mark.usefixtures("float64_default")
 
 
-@needs_data
 def test_static_batches_equal_mace_loader_batches():
     data = to_atomic_data(load_rmd17_ethanol("train", indices=slice(0, 12)), r_max=5.0)
     static = StaticBatches(data, torch.device("cpu"), torch.float64)
@@ -62,7 +56,6 @@ def test_static_batches_equal_mace_loader_batches():
     assert data[0].edge_index.shape == (2, 72)
 
 
-@needs_data
 def test_loss_equals_mace_weighted_energy_forces_loss():
     from mace.modules.loss import WeightedEnergyForcesLoss
     from mace.tools import torch_geometric
@@ -95,7 +88,6 @@ def test_ema_matches_torch_ema():
         torch.testing.assert_close(s, t, rtol=0, atol=1e-12)
 
 
-@needs_data
 def test_float32_run_is_also_evaluated_in_float64(tmp_path):
     config = make_config("ci", dict(TINY, max_epochs=2, stage_two_start=None, dtype="float32"))
     result = train(config, tmp_path)
@@ -116,7 +108,6 @@ def test_float32_run_is_also_evaluated_in_float64(tmp_path):
         assert again[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
 
 
-@needs_data
 def test_training_learns_and_writes_artifacts(tmp_path):
     config = make_config("ci", dict(TINY, n_train=20, max_epochs=8, stage_two_start=None))
     result = train(config, tmp_path)
@@ -139,7 +130,6 @@ def test_training_learns_and_writes_artifacts(tmp_path):
     assert run["static_batches"] and run["epochs_completed"] == 8
 
 
-@needs_data
 @pytest.mark.parametrize("schedule", [{}, {"schedule": "cycle", "warmup_epochs": 1}])
 def test_resume_after_interruption_gives_the_same_run(tmp_path, schedule):
     settings = dict(TINY, **schedule)
@@ -161,7 +151,6 @@ def test_resume_after_interruption_gives_the_same_run(tmp_path, schedule):
     assert resumed["best_epoch"] == straight["best_epoch"]
 
 
-@needs_data
 def test_resume_with_other_settings_is_refused(tmp_path):
     train(make_config("ci", dict(TINY, max_wall_s=1e-9)), tmp_path)
     with pytest.raises(TrainingError, match="other settings"):
@@ -171,7 +160,6 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         train(make_config("ci", dict(TINY, stage_two_start=0)), tmp_path)
 
 
-@needs_data
 @pytest.mark.parametrize("signals", [1, 2])
 def test_signal_pauses_and_the_resumed_run_is_the_same_run(tmp_path, monkeypatch, signals):
     """SIGTERM in the middle of epoch 2 (of 2 steps each): one signal finishes and checkpoints
@@ -225,7 +213,6 @@ def test_make_config_normalises_numbers():
 SMALL_MODEL = Path(__file__).resolve().parents[1] / "artifacts/mace_ethanol/cpu_small/model.pt.gz"
 
 
-@needs_data
 def test_relax_uses_ases_per_atom_force_norm(tmp_path, capsys):
     from acecourse.training.md import mace_calculator, relax
     from acecourse.training.md import main as md_main
@@ -313,7 +300,6 @@ def test_packed_checkpoint_round_trip_and_damage(tmp_path, capsys):
     assert "no checkpoint to pack" in capsys.readouterr().err
 
 
-@needs_data
 def test_md_command_keeps_the_temperature_trajectory(tmp_path):
     from acecourse.training.md import main as md_main
 
@@ -326,7 +312,6 @@ def test_md_command_keeps_the_temperature_trajectory(tmp_path):
     assert np.shape(record["positions_A"]) == (3, 9, 3)
 
 
-@needs_data
 def test_nve_records_the_positions_of_its_energies():
     """run_nve's positions are those its energies belong to: the first is the start, and the
     calculator gives each recorded potential energy back at the recorded positions."""
@@ -346,7 +331,6 @@ def test_nve_records_the_positions_of_its_energies():
         assert calculator.get_potential_energy(atoms) == pytest.approx(e_pot, rel=0, abs=1e-9)
 
 
-@needs_data
 def test_benchmark_times_real_training_steps(tmp_path):
     from acecourse.training.benchmark import benchmark
 
