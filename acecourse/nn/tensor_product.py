@@ -151,12 +151,14 @@ class HandTensorProduct:
         offset = 0
         for i1, i2, io, mode, shape, coefficient, coupling in self.paths:
             n = math.prod(shape)
-            w = weights[..., offset : offset + n].reshape(*weights.shape[:-1], *shape)
+            w = weights[..., offset : offset + n]
+            w = w.reshape(*weights.shape[:-1], *shape)
             offset += n
             C = coupling.to(x1.dtype)
+            x, y = blocks1[i1], blocks2[i2]
             if mode == "uvw":
-                path = torch.einsum("...uvw,ijk,...ui,...vj->...wk", w, C, blocks1[i1], blocks2[i2])
+                path = torch.einsum("...uvw,ijk,...ui,...vj->...wk", w, C, x, y)
             else:
-                path = torch.einsum("...uv,ijk,...ui,...vj->...uk", w, C, blocks1[i1], blocks2[i2])
+                path = torch.einsum("...uv,ijk,...ui,...vj->...uk", w, C, x, y)
             outputs[io] = outputs[io] + coefficient * path
         return torch.cat([o.reshape(*batch_shape, -1) for o in outputs], dim=-1)
