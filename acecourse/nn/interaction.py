@@ -140,12 +140,17 @@ class InteractionBlock(torch.nn.Module):
         """
         source, destination = edge_index
         weights = self.radial(edge_radial)
-        messages = self.tensor_product(self.linear_up(features)[source], edge_sh, weights)
+        mixed = self.linear_up(features)
+        messages = self.tensor_product(mixed[source], edge_sh, weights)
         aggregated = torch.zeros(
-            features.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device
+            features.shape[0],
+            messages.shape[1],
+            dtype=messages.dtype,
+            device=messages.device,
         ).index_add_(0, destination, messages)
         aggregated = aggregated / self.avg_num_neighbors**0.5
-        update = self.linear_down(aggregated) + self.self_connection(features, species_one_hot)
+        self_part = self.self_connection(features, species_one_hot)
+        update = self.linear_down(aggregated) + self_part
         return self.gate(update)
 
 
