@@ -23,8 +23,9 @@ import subprocess
 from pathlib import Path
 
 TAG = "acecourse-setup"
-#: The setup cell's refs line (``setup_cell.REFS_LINE``); group 2 is the JSON list of refs.
-REFS = re.compile(r'^(\s*refs = \[os\.environ\["ACECOURSE_REF"\]\] if .* else )(\[.*\])(\s*)$')
+#: The setup cell's refs line (``setup_cell.REFS_LINE``, ``refs = [ref] if ref else [...]``;
+#: also the older ``refs = [os.environ[...]] if ... else [...]``); group 2 is the JSON list.
+REFS = re.compile(r"^(\s*refs = \[.*\] if .* else )(\[.*\])(\s*)$")
 COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
 
