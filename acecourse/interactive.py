@@ -273,7 +273,7 @@ def _scene(ranges: np.ndarray | None = None, unit: str = "Å") -> dict:
 
 #: Height (px) of the band at the top of a figure that Plotly's mode bar (its buttons) occupies;
 #: the title is drawn below it, so that the buttons never cover the title, also on a phone.
-MODEBAR_BAND = 34
+MODEBAR_BAND = 40
 #: Title font size (px).
 TITLE_SIZE = 15
 
