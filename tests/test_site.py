@@ -500,6 +500,7 @@ LAYOUT_CHECK = r"""
   };
   const overflow = [];
   const seen = new Set();
+  const flagged = [];
   const selectors = ['pre', 'div.highlight', 'div.math', 'mjx-container[display="true"]',
     'mjx-container[display="true"] > svg', 'table', '.pst-scrollable-table-container',
     '.table-wrapper', '.cell_output .output', 'img', '.acecourse-interactive', 'figure'];
@@ -510,6 +511,8 @@ LAYOUT_CHECK = r"""
     const scrolls = clips && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1;
     const beyond = r.right > box.right + 1 || r.left < box.left - 1;
     if (!(scrolls || beyond)) continue;
+    if (flagged.some(f => f.contains(el))) continue;  // its container is reported already
+    flagged.push(el);
     const key = describe(el);
     if (seen.has(key)) continue;
     seen.add(key);
@@ -1126,7 +1129,12 @@ def test_readme_and_contributing_are_not_pages(site: Path) -> None:
     project gets its GPU time (that is in CONTRIBUTING)."""
     built = {p.name for p in site.rglob("*.html")}
     assert not {"README.html", "CONTRIBUTING.html"} & built
-    found = infrastructure_phrases((ROOT / "README.md").read_text())
+    # the README documents the test command's ACECOURSE_CI for developers; the rest applies
+    found = [
+        f
+        for f in infrastructure_phrases((ROOT / "README.md").read_text())
+        if not f.startswith(('"ACECOURSE_CI"', '"CI mode"'))
+    ]
     assert not found, "README.md:\n" + "\n".join(found)
 
 
