@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import acecourse  # noqa: F401  (allow-lists slice for e3nn 0.4.4's constants before any test imports e3nn)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from kernel_env import kernel_process_environment  # the book build's kernel settings

@@ -8,17 +8,11 @@ import pytest
 import torch
 
 import acecourse.mace as cm
-from acecourse.data import load_rmd17_ethanol, resolve_data_dir, rmd17
+from acecourse.data import load_rmd17_ethanol
 from acecourse.equivariance import assert_equivariant, forces_from_energy
 from acecourse.maths.spherical_harmonics import real_spherical_harmonics
 
 CUTOFF = 5.0
-DATA_DIR = resolve_data_dir()
-HAVE_DATA = all((DATA_DIR / name).is_file() for name in rmd17.SHA256)
-needs_data = pytest.mark.skipif(
-    not HAVE_DATA,
-    reason=f"rMD17 ethanol split 01 not found (searched {DATA_DIR}; set {rmd17.ENV_VAR})",
-)
 
 pytestmark = pytest.mark.usefixtures("float64_default")
 
@@ -72,7 +66,6 @@ def test_radial_basis_matches_mace():
     assert abs(slope.item()) < 1e-7  # f ~ (r_c - r)^3: value and two derivatives vanish
 
 
-@needs_data
 def test_small_scaleshift_matches_mace(frames):
     """(a) 16 channels, l_max 2, correlation 3, 2 layers; mace_run_train's block choice."""
     config = cm.MACEConfig(hidden_irreps="16x0e+16x1o", max_ell=2, scale=1.7, shift=-0.3)
@@ -80,7 +73,6 @@ def test_small_scaleshift_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
-@needs_data
 def test_small_plain_mace_residual_first_matches_mace(frames):
     config = cm.MACEConfig(
         hidden_irreps="16x0e+16x1o", max_ell=2, scale_shift=False, first_interaction_residual=True
@@ -89,7 +81,6 @@ def test_small_plain_mace_residual_first_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
-@needs_data
 def test_rmd17_structure_matches_mace(frames):
     """(b) the rMD17 structure (0e+1o+2e hidden, l_max 3, correlation 3) with 8 channels."""
     config = cm.MACEConfig(
@@ -104,7 +95,6 @@ def test_rmd17_structure_matches_mace(frames):
     assert de < 1e-10 and df < 1e-10, (de, df)
 
 
-@needs_data
 def test_equivariance_and_permutation_invariance(frames):
     config = cm.MACEConfig(hidden_irreps="8x0e+8x1o", max_ell=2, radial_MLP=[16, 16])
     torch.manual_seed(1)
@@ -157,7 +147,6 @@ def test_symmetric_contraction_is_symmetric_polynomial():
     assert torch.allclose(sc(2.0 * a, element), 4.0 * sc(a, element), rtol=1e-13, atol=0)
 
 
-@needs_data
 def test_one_layer_model_matches_mace(frames):
     """A single interaction: mace keeps the linear readout (no MLP) — the body-order setting."""
     config = cm.MACEConfig(

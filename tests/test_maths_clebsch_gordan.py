@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from e3nn import o3
 from sympy.physics.quantum.cg import CG
 
 from acecourse.maths.clebsch_gordan import (
@@ -17,9 +18,6 @@ from acecourse.maths.spherical_harmonics import (
     real_spherical_harmonics,
 )
 from acecourse.maths.wigner import wigner_D
-
-torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 constants with torch >= 2.6
-from e3nn import o3
 
 L_MAX = 4
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.special
 import torch
+from e3nn import o3
 
 from acecourse.maths.spherical_harmonics import (
     associated_legendre,
@@ -17,9 +18,6 @@ from acecourse.maths.spherical_harmonics import (
     real_spherical_harmonics_torch,
     sphere_quadrature,
 )
-
-torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 constants with torch >= 2.6
-from e3nn import o3
 
 L_MAX = 8
 

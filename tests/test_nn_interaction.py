@@ -3,9 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
-torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 constants with torch >= 2.6
-
 from e3nn import o3
 
 from acecourse.equivariance import assert_equivariant, check_equivariance, forces_from_energy

@@ -5,9 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
-torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 constants with torch >= 2.6
-
 from e3nn import o3
 
 from acecourse.nn.interaction import uvu_instructions

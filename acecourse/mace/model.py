@@ -19,6 +19,7 @@ from acecourse.mace.blocks import (
     ProductBasis,
     RadialEmbedding,
 )
+from acecourse.nn.interaction import count_parameters  # re-exported: one definition
 
 __all__ = ["CourseMACE", "MACEConfig", "build_mace_torch", "count_parameters", "load_mace_weights"]
 
@@ -281,7 +282,3 @@ def load_mace_weights(course: CourseMACE, mace_model: torch.nn.Module) -> Course
         raise ValueError(f"mace parameters not loaded: {unused}")
     return course
 
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of trainable scalars (``requires_grad``), as mace-torch reports it."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

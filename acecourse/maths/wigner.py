@@ -67,9 +67,7 @@ def wigner_D_e3nn(l: int, R: np.ndarray, parity: int = 1) -> np.ndarray:
     :func:`wigner_D` used in the tests and notebooks (needs e3nn).
     """
     import torch
-
-    torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 constants with torch >= 2.6
-    from e3nn import o3
+    from e3nn import o3  # importable: the package allow-lists slice for its constants
 
     from acecourse.maths.spherical_harmonics import e3nn_to_course_basis
 

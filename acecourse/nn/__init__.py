@@ -12,11 +12,4 @@ Modules
     Batches of molecules as graphs (edges within a cutoff).
 ``trainer``
     A small trainer on energies and forces (forces by automatic differentiation).
-
-Importing this package allow-lists ``slice`` for ``torch.load`` so that e3nn 0.4.4 can read its
-constants under torch >= 2.6 (see :mod:`acecourse.equivariance`).
 """
-
-import torch
-
-torch.serialization.add_safe_globals([slice])
