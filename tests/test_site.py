@@ -471,6 +471,41 @@ ARTICLE_TEXT = r"""
 """
 
 
+#: Linter and workaround comments that no code cell shows (issue 20 item 6).
+WORKAROUND_COMMENTS = ("# noqa", "# fmt: skip", "# fmt: off", "# type: ignore", "add_safe_globals")
+#: Title of every chapter's opening box (issue 20 item 7).
+OPENING_TITLE = "In this chapter"
+
+CODE_AND_BOXES = r"""
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  if (!article) return {code: '', titles: []};
+  const code = [...article.querySelectorAll('.cell_input pre')].map(p => p.textContent).join('\n');
+  const titles = [...article.querySelectorAll('.admonition > .admonition-title')]
+    .map(t => t.textContent.replace(/\s+/g, ' ').trim());
+  return {code, titles};
+}
+"""
+
+
+def workaround_comments(code: str) -> list[str]:
+    """Lines of ``code`` with a :data:`WORKAROUND_COMMENTS` entry."""
+    return [
+        line.strip()[:100]
+        for line in code.splitlines()
+        if any(marker in line for marker in WORKAROUND_COMMENTS)
+    ]
+
+
+def opening_box_problems(titles: list[str]) -> list[str]:
+    """A chapter's first admonition is its opening box, titled :data:`OPENING_TITLE`, and it
+    has no other box with that title or the old "Learning goals"."""
+    if not titles or titles[0] != OPENING_TITLE:
+        return [f'the first box is not titled "{OPENING_TITLE}" (boxes: {titles[:3]})']
+    extra = [t for t in titles[1:] if t in (OPENING_TITLE, "Learning goals")]
+    return [f"a second opening box: {extra}"] if extra else []
+
+
 def infrastructure_phrases(text: str) -> list[str]:
     """The :data:`INFRASTRUCTURE_PHRASES` in ``text`` (case-insensitive), each with context."""
     found = []
@@ -848,6 +883,13 @@ def check_page(context, base: str, html_dir: Path, docname: str) -> list[str]:
             for found in infrastructure_phrases(page.evaluate(ARTICLE_TEXT))
         ]
         problems += page.evaluate(STREAMS_CHECK)
+        boxes = page.evaluate(CODE_AND_BOXES)
+        problems += [
+            f"workaround comment in a code cell: {c}" for c in workaround_comments(boxes["code"])
+        ]
+        source = source_of(docname)
+        if expected_of(docname)["numbered"] and source is not None and source.suffix == ".ipynb":
+            problems += opening_box_problems(boxes["titles"])
         problems += [f"numbered like a chapter: {h}" for h in page.evaluate(REFERENCES_CHECK)]
         searches = {"1280 px": page.evaluate(SEARCH_CHECK)}
         problems += modebar_problems(page.evaluate(MODEBAR_CHECK), "1280 px")
@@ -1223,3 +1265,13 @@ def test_front_page_status_is_read_from_the_artifacts(tmp_path: Path) -> None:
     values = course_status.status(tmp_path, config)
     assert (values["status_forces_mae"], values["status_epochs"]) == ("12.3", "40")
     assert values["status_recipe_note"] == ""
+
+
+def test_opening_box_and_workaround_checks() -> None:
+    assert not opening_box_problems(["In this chapter", "Solution 1"])
+    assert opening_box_problems(["Learning goals"])
+    assert opening_box_problems(["In this chapter", "Learning goals"])
+    assert workaround_comments("x = 1  # noqa: E501\ny = 2\n# fmt: skip") == [
+        "x = 1  # noqa: E501",
+        "# fmt: skip",
+    ]
