@@ -82,8 +82,8 @@ def execute_notebook(relpath: str) -> float:
     """Execute a notebook top to bottom in a fresh kernel and save it under ``TEST_SRC``.
 
     The kernel's working directory is the notebook's folder and its environment has
-    ``ACECOURSE_CI=1`` and the book build's kernel settings (``book/_ext/kernel_env.py``: the
-    same warning filters, ``ACECOURSE_BOOK_BUILD=1``).  The executed notebook (also a partly
+    ``ACECOURSE_CI=1`` and the book build's kernel settings (``book/_ext/kernel_env.py``:
+    ``ACECOURSE_BOOK_BUILD=1``).  The executed notebook (also a partly
     executed one, on failure) is written to ``_build/test_src/<relpath>`` for the site build.  Returns the wall time in s;
     raises ``nbclient.exceptions.CellExecutionError`` (or a timeout) on failure.
     """
