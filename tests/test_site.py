@@ -1275,3 +1275,29 @@ def test_opening_box_and_workaround_checks() -> None:
         "x = 1  # noqa: E501",
         "# fmt: skip",
     ]
+
+
+SEARCH_SNIPPETS = r"""
+async () => {
+  const start = Date.now();
+  while (Date.now() - start < 30000 && !document.querySelector('#search-results p.context'))
+    await new Promise(done => setTimeout(done, 250));
+  await new Promise(done => setTimeout(done, 1500));  // the rest of the snippets
+  return [...document.querySelectorAll('#search-results p.context')]
+    .map(p => p.textContent.replace(/\s+/g, ' ').trim());
+}
+"""
+
+
+def test_search_snippets_show_no_raw_math(browser_context, server: str) -> None:
+    """Search results (book/_static/search_snippets.js) leave a page's math out of their text
+    snippets instead of showing its TeX source (``\\(...\\)``)."""
+    page = browser_context.new_page()
+    try:
+        page.goto(server + "search.html?q=harmonics", wait_until="load", timeout=60_000)
+        snippets = page.evaluate(SEARCH_SNIPPETS)
+    finally:
+        page.close()
+    assert len(snippets) >= 5, snippets
+    raw = [s for s in snippets if "\\(" in s or "\\[" in s]
+    assert not raw, raw[:3]
