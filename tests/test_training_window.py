@@ -50,10 +50,6 @@ from acecourse.training.window import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_DATA = (resolve_data_dir() / "rmd17_ethanol_train_01.npz").is_file()
-needs_data = pytest.mark.skipif(
-    not HAVE_DATA, reason="rMD17 files not found (set ACECOURSE_RMD17_DIR)"
-)
 TINY = {  # the ci profile's model, data and test frames; fewer training and validation frames
     "n_train": 10,
     "n_valid": 5,
@@ -124,7 +120,6 @@ def first_window(tmp_path_factory):
             "landed": landed, "stdout": done.stdout}  # fmt: skip
 
 
-@needs_data
 def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_path):
     """Window 1 came from the device's one command and was landed; window 2 must start from
     window 1's committed best weights."""
@@ -201,7 +196,6 @@ def _state_dict(model_file: Path) -> dict:
     return read_saved_model(model_file)["state_dict"]
 
 
-@needs_data
 def test_a_window_that_cannot_improve_leaves_the_chain_where_it_was(first_window, tmp_path):
     """A window whose every epoch validates worse than its start (a learning rate of 1.0 wrecks
     the weights) must export its start weights again, say so in its row, and report their errors:
@@ -230,7 +224,6 @@ def test_a_window_that_cannot_improve_leaves_the_chain_where_it_was(first_window
     assert row["improved"] == 0 and row["window"] == parent["window"] + 1
 
 
-@needs_data
 def test_the_best_validation_weights_are_the_ones_tested(tmp_path, monkeypatch):
     """Validation losses 5, 3, 4, 6 (scripted; the errors are real): epoch 2's EMA weights must be
     exported and tested, not the last epoch's."""
@@ -438,10 +431,9 @@ def test_previous_recipes_chain_is_a_baseline_of_another_model():
     assert baseline["model"] not in {r["start_weights"] for r in read_chain(ROOT / CHAIN)}
 
 
-@needs_data
 def test_benchmark_isolates_a_failing_backend(tmp_path):
     """cueq cannot run on the CPU: its process records the error; e3nn's timing survives."""
-    from acecourse.training.benchmark import _run_isolated, benchmark
+    from acecourse.training.benchmark import benchmark
 
     config = make_config("ci", dict(TINY, n_train=20))
     result = benchmark(
@@ -452,8 +444,9 @@ def test_benchmark_isolates_a_failing_backend(tmp_path):
     assert timing["min_ms_per_step"] > 0 and len(timing["losses"]) == 12
     assert json.loads((tmp_path / "b.json").read_text())["backends"] == result["backends"]
     # a backend that hangs is killed and recorded
-    killed = _run_isolated(config, "e3nn", 2, 2, timeout_s=0.5)
-    assert killed["error"] == "no result within 0.5 s (killed)"
+    killed = benchmark(config, ["e3nn"], steps=2, out_file=tmp_path / "k.json",
+                       isolate=True, timeout_s=0.5)
+    assert killed["backends"]["e3nn"]["error"] == "no result within 0.5 s (killed)"
 
 
 def test_stock_epoch_times_are_read_from_mace_torchs_log():
@@ -547,7 +540,6 @@ def test_window_settings_are_checked():
     assert TrainConfig().schedule == "plateau"  # the paper's recipe stays the default
 
 
-@needs_data
 def test_a_failing_window_returns_its_log_and_a_nonzero_exit(tmp_path):
     """A window that fails before its folder exists (a bad setting) must still return its log,
     as window_failed.log, and exit non-zero (gpu.sh once exited before writing it)."""
@@ -564,7 +556,6 @@ def test_a_failing_window_returns_its_log_and_a_nonzero_exit(tmp_path):
     assert "window failed after" in done.stdout and "window_failed.log" in done.stdout  # ls of $OUT
 
 
-@needs_data
 def test_a_window_cut_off_mid_run_leaves_its_log_in_out(tmp_path):
     """The device returns what is under $OUT even when it kills a command at its limit: the
     window's log must be there, written as it goes, with the epochs it got through."""
@@ -618,7 +609,6 @@ def test_returned_files_follow_the_device_rules(tmp_path):
     assert returned_files(tmp_path / "many")[1] == ["9 files (at most 8)"]
 
 
-@needs_data
 def test_gpu_sh_check_fails_on_a_file_too_deep(tmp_path):
     """gpu.sh's own check (run at the end of every command; it passed in the window test above)
     must fail where the device would leave a file out: a window once wrote its files 4 folders
@@ -681,7 +671,6 @@ def _window_stepping(monkeypatch, at_step, action):
     monkeypatch.setattr(StepRunner, "step", step)
 
 
-@needs_data
 def test_a_signal_ends_a_window_evaluated_and_its_row_says_where(first_window, tmp_path,
                                                                   monkeypatch):  # fmt: skip
     """SIGTERM in epoch 2 of a 6-epoch window: the window finishes epoch 2 and ends evaluated,
@@ -700,7 +689,6 @@ def test_a_signal_ends_a_window_evaluated_and_its_row_says_where(first_window, t
     assert sorted(p.name for p in Path(row["window_dir"]).iterdir()) == sorted(WINDOW_FILES)
 
 
-@needs_data
 def test_a_signal_during_the_test_evaluation_does_not_lose_the_window(first_window, tmp_path,
                                                                        monkeypatch, capfd):  # fmt: skip
     """On the device the SIGTERM of the safety net can come after the last epoch, while the
@@ -724,7 +712,6 @@ def test_a_signal_during_the_test_evaluation_does_not_lose_the_window(first_wind
     assert signal.getsignal(signal.SIGTERM) is before  # the guard is gone after the window
 
 
-@needs_data
 def test_a_diverged_window_keeps_its_best_weights(first_window, tmp_path, monkeypatch):
     """A non-finite training loss in epoch 3 ends the window with the best weights of epochs
     0-2 (no epoch's NaN weights, no lost window); a run that pauses at its limit still fails."""
@@ -752,7 +739,6 @@ def test_a_nan_validation_loss_never_becomes_the_best():
     assert best.epoch == 1 and best.valid_loss == 3.0
 
 
-@needs_data
 def test_a_window_writes_no_checkpoint(tmp_path):
     result = train(make_config("ci", dict(TINY, max_epochs=3, checkpoint_every=1)),
                    tmp_path, checkpoints=False)  # fmt: skip
