@@ -7,14 +7,16 @@
 * Every repository path a chapter names (``../artifacts/...``, ``../scripts``) is tracked by git,
   so that a clone has it.
 * The cell itself, run as a learner in Colab would run it: in a fresh Python environment without
-  the course, from a working directory outside any clone, it clones a git repository (a copy of
+  the course, from a working directory outside any clone, it fetches a git repository (a copy of
   this working tree's tracked package, artifacts, scripts and chapter folder, served as
-  ``file://``), installs the package from the clone with pip and moves into the chapter's folder;
-  then the chapter 04/03's own cell that imports ``../scripts`` runs, and its artifact
-  ``../artifacts/phase04/sweep.json`` is read.  Run again (a kernel restart) it starts no process
-  and opens no URL, and rMD17 ethanol loads from the installed package (no download); a commit as
-  ref clones through the full-history path; a ref that is not on the remote falls back to the
-  next ref.  The fresh environment is a venv whose ``sys.path``
+  ``file://``, with a second commit on top) at its branch, one commit deep, installs the package
+  from it with pip and moves into the chapter's folder; then the chapter 04/03's own cell that
+  imports ``../scripts`` runs, and its artifact ``../artifacts/phase04/sweep.json`` is read.  Run
+  again (a kernel restart) it starts no process and opens no URL, and rMD17 ethanol loads from
+  the installed package (no download).  A commit as ref (not the branch's tip) is fetched one
+  commit deep too; the site's copy pinned to a commit the remote lacks stops with a one-line
+  error that names ``ACECOURSE_REF`` (no fallback), and ``ACECOURSE_REF`` set to the branch
+  overrides the pinned commit.  The fresh environment is a venv whose ``sys.path``
   sees the course's ``.venv`` site-packages through a ``.pth`` file (so pip finds every
   dependency installed and downloads nothing: ``PIP_NO_INDEX``) but not its editable
   ``acecourse``.
@@ -220,7 +222,7 @@ def test_chapter_folder_comes_from_the_notebook_path(tmp_path) -> None:
     assert setup_cell.chapter_of(tmp_path / "intro.ipynb", tmp_path) == "."
     assert setup_cell.chapter_of(notebook, tmp_path, "book/src") == "book/src/03_x"
     text = setup_cell.cell_source("https://x/y", "main", "03_x")
-    assert 'chapter = "03_x"' in text
+    assert '_acecourse_setup("03_x")' in text.splitlines()
 
 
 def test_repository_and_ref_come_from_the_config(tmp_path) -> None:
@@ -230,8 +232,9 @@ def test_repository_and_ref_come_from_the_config(tmp_path) -> None:
     assert (repo, ref) == ("https://github.com/a-fork/course", "v1.2")
     text = setup_cell.cell_source(repo, ref)
     assert '"https://github.com/a-fork/course"' in text
-    assert setup_cell.refs_line(["v1.2"]) in text.splitlines()
-    assert text.splitlines().count(setup_cell.refs_line(["v1.2"])) == 1  # what the site rewrites
+    assert setup_cell.ref_line("v1.2") in text.splitlines()
+    assert text.splitlines().count(setup_cell.ref_line("v1.2")) == 1  # what the site rewrites
+    assert "ACECOURSE_REF=v1.2 for the branch head" in text  # what the error says to do
     compile(text, "<setup cell>", "exec")  # valid Python
     config.write_text("repository:\n  url: https://github.com/a-fork/course\n")
     with pytest.raises(ValueError, match="repository.branch"):
@@ -240,14 +243,15 @@ def test_repository_and_ref_come_from_the_config(tmp_path) -> None:
 
 def test_cell_is_ruff_clean_and_fits_a_notebook_line() -> None:
     """The cell as the notebooks carry it (each chapter's folder) and as the site pins it (a
-    commit before the branch): lines of at most 88 characters, nothing for ruff."""
+    full commit hash as ref): lines of at most 88 characters, nothing for ruff; and it is short
+    (at most 45 lines, comments included)."""
     book = setup_cell.path_to_book()
     chapters = sorted({setup_cell.chapter_of(ROOT / n, ROOT, book) for n in NOTEBOOKS})
     for chapter in chapters:
         cell = setup_cell.cell_source(chapter=chapter)
         assert max(map(len, cell.splitlines())) <= 88, chapter
     pinned = "".join(source_commit.with_commit(line, "a" * 40) for line in cell.splitlines(True))
-    assert pinned != cell
+    assert pinned != cell and len(cell.splitlines()) <= 45
     ruff = [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml")]
     for text in (cell, pinned):
         assert max(map(len, text.splitlines())) <= 88
@@ -277,19 +281,35 @@ def test_command_line_write_then_check(tmp_path, capsys) -> None:
     assert setup_cell.main(["--write", *argv]) == 0
     assert setup_cell.main(["--check", *argv]) == 0
     written = setup_cell.read(tmp_path / "ch" / "one.ipynb")["cells"][1]
-    assert '    chapter = "ch"  # this notebook\'s folder\n' in written["source"]
+    assert '_acecourse_setup("ch")\n' in written["source"]
     # a fork changes the repository: every cell is stale until --write
     (tmp_path / "_config.yml").write_text(
         "repository:\n  url: https://github.com/fork/repo\n  branch: main\n"
     )
     assert setup_cell.main(["--check", *argv]) == 1
     assert "differs" in capsys.readouterr().err
+    # --write with notebooks named writes only those
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - chapters:\n      - file: ch/one\n"
+        "      - file: ch/two\n"
+    )
+    setup_cell.write(tmp_path / "ch" / "two.ipynb", _notebook(("markdown", "# 2"), ("code", "2")))
+    two = tmp_path / "ch" / "two.ipynb"
+    assert setup_cell.main(["--write", *argv, str(two)]) == 0
+    assert "wrote the setup cell into ch/two.ipynb" in capsys.readouterr().out
+    assert setup_cell.main(["--check", *argv, str(two)]) == 0
+    assert setup_cell.main(["--check", *argv]) == 1  # one.ipynb still names the old repository
+    err = capsys.readouterr().err
+    assert "ch/one.ipynb" in err and "ch/two.ipynb" not in err
+    with pytest.raises(SystemExit):
+        setup_cell.main(["--write", *argv, str(tmp_path / "intro.md")])  # not a toc notebook
+    assert "not in the table of contents" in capsys.readouterr().err
 
 
-def test_site_copy_names_the_build_commit_first(tmp_path) -> None:
-    """book/_ext/source_commit.py: the downloadable copy clones the site's commit, then the
-    branch; only the first setup cell's refs line changes, and a later build replaces the
-    commit."""
+def test_site_copy_names_the_build_commit(tmp_path) -> None:
+    """book/_ext/source_commit.py: the downloadable copy fetches the site's commit (only that,
+    no branch to fall back to); only the first setup cell's ref line changes, and a later build
+    replaces the commit."""
     nb = setup_cell.with_setup_cell(
         _notebook(("markdown", "# T"), ("code", "x = 1")), ref="main", chapter="ch"
     )
@@ -300,16 +320,15 @@ def test_site_copy_names_the_build_commit_first(tmp_path) -> None:
     assert source_commit.pin_notebook(path, first)
     pinned = setup_cell.read(path)
     lines = pinned["cells"][1]["source"]
-    assert setup_cell.refs_line([first, "main"]) + "\n" in lines
+    assert setup_cell.ref_line(first) + "\n" in lines
     changed = [i for i, line in enumerate(lines) if line != nb["cells"][1]["source"][i]]
     assert len(changed) == 1 and len(lines) == len(nb["cells"][1]["source"])
     assert pinned["cells"][3] == nb["cells"][3] and pinned["cells"][:1] == nb["cells"][:1]
     assert not source_commit.pin_notebook(path, first)  # idempotent
     assert source_commit.pin_notebook(path, second)
-    assert (
-        setup_cell.refs_line([second, "main"]) + "\n" in setup_cell.read(path)["cells"][1]["source"]
-    )
-    assert source_commit.build_commit(ROOT) is not None  # the repository's HEAD
+    assert setup_cell.ref_line(second) + "\n" in setup_cell.read(path)["cells"][1]["source"]
+    head = source_commit.build_commit(ROOT)  # the repository's HEAD, as a full hash
+    assert head is not None and re.fullmatch("[0-9a-f]{40}", head)
 
 
 # --------------------------------------------------------------------------- the cell, run
@@ -374,6 +393,10 @@ def sandbox(tmp_path_factory) -> dict:
     commit = subprocess.run(
         ["git", "-C", str(source), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
     ).stdout.strip()
+    # a later commit on the branch: the branch's tip is not ``commit``, and a shallow fetch of
+    # either has one commit where a full clone would have two
+    later = [*git, "-C", str(source), "commit", "-q", "--allow-empty", "-m", "later"]
+    subprocess.run(later, check=True)
     (base / "home").mkdir()
     (base / "work").mkdir()
     return {
@@ -479,31 +502,41 @@ def test_cell_brings_the_repository_outside_a_clone(sandbox) -> None:
     assert Path(data).is_relative_to(sandbox["base"] / "fresh") and n_atoms == "9", data
     assert not (home / ".cache" / "acecourse").exists()  # pooch's cache: nothing fetched
 
-    # a commit as ref: not a branch, so the shallow clone fails and the full clone checks it out
+    assert _git(clone, "rev-list", "--count", "HEAD") == "1"  # the branch, one commit deep
+
+    # a commit as ref (not the branch's tip): fetched by its hash, one commit deep
     commit = sandbox["commit"]
     env = {**sandbox["env"], "ACECOURSE_REF": commit}
     pinned = _run(python, cell + REPORT, work, **env)
     assert pinned.returncode == 0, pinned.stdout + pinned.stderr
     assert Path(_report(pinned.stdout)["CWD"]) == home / f"acecourse-{commit}" / chapter
-    head = subprocess.run(
-        ["git", "-C", str(home / f"acecourse-{commit}"), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert head == commit
+    assert _git(home / f"acecourse-{commit}", "rev-parse", "HEAD") == commit
+    assert _git(home / f"acecourse-{commit}", "rev-list", "--count", "HEAD") == "1"
 
-    # the site's copy names the build commit first; one the remote lacks falls back to the branch
+    # the site's copy names only the build commit; one the remote lacks is a one-line error
+    # that says what to do, with no fallback to the branch and nothing left in the home folder
     missing = "0" * 40
     site_copy = "".join(source_commit.with_commit(line, missing) for line in cell.splitlines(True))
-    assert setup_cell.refs_line([missing, "course-ref"]) in site_copy.splitlines()
+    assert setup_cell.ref_line(missing) in site_copy.splitlines()
     env = {k: v for k, v in sandbox["env"].items() if k != "ACECOURSE_REF"}
-    fallback = _run(python, site_copy + REPORT, work, **env)
-    assert fallback.returncode == 0, fallback.stdout + fallback.stderr
-    assert f"cloning {sandbox['env']['ACECOURSE_REPO']} at {missing}" in fallback.stdout
-    assert "  failed: " in fallback.stdout
-    assert Path(_report(fallback.stdout)["CWD"]) == clone / chapter
-    assert not (home / f"acecourse-{missing}").exists()
+    failed = _run(python, site_copy + REPORT, work, **env)
+    assert failed.returncode == 1 and "CWD" not in failed.stdout, failed.stdout + failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"RuntimeError: could not fetch {missing} of "), failed.stderr
+    assert "not our ref" in last, last  # git's reason
+    assert "set ACECOURSE_REF=course-ref for the branch head or download" in last, last
+    assert sorted(p.name for p in home.glob("acecourse-*")) == sorted(
+        [f"acecourse-{commit}", "acecourse-course-ref"]
+    )
+    # ACECOURSE_REF overrides the pinned commit
+    branch = _run(python, FORBID_SIDE_EFFECTS + site_copy + REPORT, work, **sandbox["env"])
+    assert branch.returncode == 0, branch.stdout + branch.stderr
+    assert Path(_report(branch.stdout)["CWD"]) == clone / chapter
+
+
+def _git(where: Path, *args: str) -> str:
+    command = ["git", "-C", str(where), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_cell_does_nothing_where_the_course_is_installed(tmp_path) -> None:

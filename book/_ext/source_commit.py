@@ -1,17 +1,18 @@
 """Sphinx extension: a notebook downloaded from the site installs the commit the site shows.
 
-Every chapter's hidden setup cell (``scripts/setup_cell.py``) names the refs from which it clones
-the course outside a clone, tried in order; in the committed notebooks that is the branch of
-``_config.yml``, the same branch the Colab and Binder buttons open.  The site's download button
-gives the copy of the notebook in ``_sources/``, which would then install whatever the branch
-holds later.  At the end of an HTML build this extension puts the commit the site was built from
-(``$BOOK_SOURCE_COMMIT``, else ``git rev-parse HEAD`` of the book's folder) first in that list
-in every ``_sources/**/*.ipynb``, keeping the branch after it: a learner gets the same code as the
-page, and if that commit never reaches the remote, the cell falls back to the branch.
+Every chapter's hidden setup cell (``scripts/setup_cell.py``) names the one ref it fetches the
+course at outside a clone; in the committed notebooks that is the branch of ``_config.yml``, the
+same branch the Colab and Binder buttons open.  The site's download button gives the copy of the
+notebook in ``_sources/``, which would then install whatever the branch holds later.  At the end
+of an HTML build this extension replaces that ref, in every ``_sources/**/*.ipynb``, with the
+full hash of the commit the site was built from (``$BOOK_SOURCE_COMMIT``, else ``HEAD``, resolved
+by ``git rev-parse`` in the book's folder): a learner gets the same code as the page.  There is
+no fallback to the branch: if that commit never reaches the remote, the cell stops with an error
+that says to set ``ACECOURSE_REF`` to the branch or to download the notebook again.
 
-The committed notebooks are not changed.  Without git and without the variable nothing happens.
-(The variable is not an ``ACECOURSE_*`` one: those are inputs of every notebook's cached outputs,
-see ``scripts/book_cache.py``.)
+The committed notebooks are not changed.  Without git, and without a full 40-character hash in
+the variable, nothing happens.  (The variable is not an ``ACECOURSE_*`` one: those are inputs of
+every notebook's cached outputs, see ``scripts/book_cache.py``.)
 """
 
 from __future__ import annotations
@@ -23,40 +24,37 @@ import subprocess
 from pathlib import Path
 
 TAG = "acecourse-setup"
-#: The setup cell's refs line (``setup_cell.REFS_LINE``, ``refs = [ref] if ref else [...]``;
-#: also the older ``refs = [os.environ[...]] if ... else [...]``); group 2 is the JSON list.
-REFS = re.compile(r"^(\s*refs = \[.*\] if .* else )(\[.*\])(\s*)$")
-COMMIT = re.compile(r"[0-9a-f]{7,40}")
+#: The setup cell's ref line (``setup_cell.REF_LINE``, ``ref = os.getenv(...) or "<ref>"``);
+#: group 2 is the ref as a JSON string.
+REF = re.compile(r'^(\s*ref = os\.getenv\("ACECOURSE_REF"\) or )("[^"]*")(\s*)$')
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def build_commit(srcdir: Path) -> str | None:
-    """The commit the site is built from, or None if unknown."""
+    """The full hash of the commit the site is built from, or None if unknown."""
     commit = os.environ.get("BOOK_SOURCE_COMMIT", "").strip()
-    if not commit:
-        try:
-            commit = subprocess.run(
-                ["git", "-C", str(srcdir), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(srcdir), "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass  # no git, or a commit this clone lacks: a full hash in the variable still counts
     return commit if COMMIT.fullmatch(commit) else None
 
 
 def with_commit(line: str, commit: str) -> str:
-    """The refs line with ``commit`` first and the branch (the list's last entry) after it."""
-    match = REFS.match(line)
+    """The ref line with ``commit`` as the ref (any other line unchanged)."""
+    match = REF.match(line)
     if match is None:
         return line
-    refs = json.loads(match.group(2))
-    branch = [refs[-1]] if refs and refs[-1] != commit else []
-    return f"{match.group(1)}{json.dumps([commit, *branch])}{match.group(3)}"
+    return f"{match.group(1)}{json.dumps(commit)}{match.group(3)}"
 
 
 def pin_notebook(path: Path, commit: str) -> bool:
-    """Rewrite the refs line of the setup cell of the notebook at ``path``; True if changed."""
+    """Rewrite the ref line of the setup cell of the notebook at ``path``; True if changed."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     changed = False
     for cell in nb.get("cells", []):
