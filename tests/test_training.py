@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
 from acecourse.training.steps import EMA, StepRunner
 from acecourse.training.trainer import TrainingError
 from acecourse.training.trainer_loss import loss_function
-from acecourse.training.transport import TransportError, pack_checkpoint, unpack_checkpoint
 
 TINY = {
     "n_train": 10,
@@ -136,10 +136,9 @@ def test_resume_after_interruption_gives_the_same_run(tmp_path, schedule):
     straight = train(make_config("ci", settings), tmp_path / "straight")
     first = train(make_config("ci", dict(settings, max_wall_s=1e-9)), tmp_path / "paused")
     assert first["status"] == "paused" and first["epoch"] == 1
-    # the checkpoint travels as small parts to another folder (another machine) and resumes there
-    manifest = pack_checkpoint(tmp_path / "paused", tmp_path / "packed", part_mib=0.01)
-    assert len(manifest["parts"]) > 1
-    unpack_checkpoint(tmp_path / "packed", tmp_path / "resumed")
+    # the checkpoint alone travels to another folder (another machine) and resumes there
+    (tmp_path / "resumed").mkdir()
+    shutil.copyfile(tmp_path / "paused" / "checkpoint.pt", tmp_path / "resumed" / "checkpoint.pt")
     resumed = train(make_config("ci", settings), tmp_path / "resumed")
     assert resumed["status"] == "finished" and resumed["epoch"] == 4
     for key, value in straight["test"].items():
@@ -260,7 +259,6 @@ def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeyp
         (["benchmark", "--out", "b.json", "--steps", "0"], "steps=0"),
         (["benchmark", "--out", "b.json", "--backends", "e3nn,fast"], "unknown backend 'fast'"),
         (["evaluate", "run", "--batch-size", "-1"], "batch_size=-1"),
-        (["pack", "run", "dest", "--part-mib", "0"], "got 0.0 MiB"),
     ],
 )
 def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, monkeypatch, argv, message):
@@ -269,35 +267,6 @@ def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []  # nothing was written
-
-
-def test_packed_checkpoint_round_trip_and_damage(tmp_path, capsys):
-    payload = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "checkpoint.pt").write_bytes(payload)
-    manifest = pack_checkpoint(tmp_path / "run", tmp_path / "packed", part_mib=0.1)
-    assert len(manifest["parts"]) == 3 and manifest["checkpoint_bytes"] == len(payload)
-    # parts that arrive in several folders (one per carrying call) are found
-    (tmp_path / "packed" / "b").mkdir()
-    (tmp_path / "packed" / "checkpoint.part02").rename(
-        tmp_path / "packed" / "b" / "checkpoint.part02"
-    )
-    unpack_checkpoint(tmp_path / "packed", tmp_path / "moved")
-    assert (tmp_path / "moved" / "checkpoint.pt").read_bytes() == payload
-    # a damaged part is named and nothing is written
-    part = tmp_path / "packed" / "checkpoint.part01"
-    part.write_bytes(part.read_bytes()[:-1] + b"x")
-    with pytest.raises(TransportError, match="checkpoint.part01: truncated or corrupt"):
-        unpack_checkpoint(tmp_path / "packed", tmp_path / "fresh")
-    assert not (tmp_path / "fresh" / "checkpoint.pt").exists()
-    part.unlink()
-    assert main(["unpack", str(tmp_path / "packed"), str(tmp_path / "fresh")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert (
-        err.startswith("error: ") and "checkpoint.part01: part missing" in err and "\n" not in err
-    )
-    assert main(["pack", str(tmp_path / "nothing"), str(tmp_path / "p")]) == 2
-    assert "no checkpoint to pack" in capsys.readouterr().err
 
 
 def test_md_command_keeps_the_temperature_trajectory(tmp_path):

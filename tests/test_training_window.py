@@ -1,5 +1,6 @@
-"""Tests of the GPU-window chain, the schedules, the best-weights rule and the benchmark's
-isolation (acecourse.training), on the CPU with the ``ci`` profile."""
+"""Tests of the GPU-window chain (scripts/device/window.py and gpu.sh), the schedules, the
+best-weights rule and the benchmark's isolation (acecourse.training), on the CPU with the ``ci``
+profile."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import make_batches, to_atomic_data
-from acecourse.training.schedules import CycleSchedule, PlateauSchedule
+from acecourse.training.report import CHAIN, read_chain
+from acecourse.training.schedules import CycleSchedule, PlateauSchedule, time_plan
 from acecourse.training.steps import StepRunner
 from acecourse.training.trainer import (
     CARRIED_DISTRIBUTIONS,
@@ -36,20 +38,22 @@ from acecourse.training.trainer import (
     predict,
     software_versions,
 )
-from acecourse.training.transport import RETURN_LIMITS, check_returned, returned_files
-from acecourse.training.window import (
-    CHAIN,
-    LANDED_SETTINGS,
-    WINDOW_FILES,
-    compare_at_equal_time,
-    land_window,
-    read_chain,
-    run_window,
-    time_plan,
-    write_chain,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts" / "device"))
+from window import (  # scripts/device/window.py
+    LANDED_SETTINGS,
+    RETURN_LIMITS,
+    WINDOW_FILES,
+    check_returned,
+    compare_at_equal_time,
+    land_window,
+    returned_files,
+    run_window,
+    write_chain,
+)
+from window import main as window_main
+
 TINY = {  # the ci profile's model, data and test frames; fewer training and validation frames
     "n_train": 10,
     "n_valid": 5,
@@ -134,7 +138,7 @@ def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_
     run1 = json.loads((out / "window01" / "run.json").read_text())
     assert run1["git_commit"] == "0123abc"  # .carry/commit: the device's tree has no .git
     log = (out / "window01" / "window.log").read_text()
-    assert run1["plan"]["epochs"] >= 2 and "window plan" in log and "installed after" in log
+    assert run1["plan"]["epochs"] >= 2 and "time plan" in log and "installed after" in log
     done, planned = run1["epochs_completed"], run1["plan"]["epochs"]
     assert f"\nepoch {done}/{planned} stage " in log  # one line per epoch, as it went
     # the row says what ran: the planned cycle, or where the time limit ended it (a loaded CPU)
@@ -524,9 +528,9 @@ def test_chain_figure_draws_every_window_and_the_reference_lines():
 
 
 def test_window_cli_needs_a_time_or_epochs(tmp_path, capsys):
-    assert main(["window", "--out", str(tmp_path / "o"), "--profile", "ci"]) == 2
+    assert window_main(["window", "--out", str(tmp_path / "o"), "--profile", "ci"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: give --seconds, --until or --epochs"
+    assert err == "error: give the window's end (--until) or its epochs"
     assert main(["benchmark", "--out", str(tmp_path / "b.json"), "--stock-epochs", "1"]) == 2
     assert "--stock-epochs 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "b.json").exists()

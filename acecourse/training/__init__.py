@@ -1,5 +1,5 @@
 """Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, schedules, artifacts,
-GPU windows (:mod:`acecourse.training.window`), benchmark.
+benchmark.
 
 Command line: ``python -m acecourse.training --help``.
 """

@@ -1,12 +1,14 @@
 """What chapter 03_mace_architecture/04_training_mace shows from the committed GPU artifacts.
 
 Bookkeeping kept out of the chapter's main flow: :func:`h200_speeds` gathers the H200 step and
-epoch times of every loop from their files, and :func:`chain_figure` draws the chain of GPU
-windows against the published errors.  The chapter asserts what its prose says about them.
+epoch times of every loop from their files, :func:`read_chain` reads the chain of GPU windows
+(``chain.csv``, written by ``scripts/device/window.py``) and :func:`chain_figure` draws it
+against the published errors.  The chapter asserts what its prose says about them.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -15,6 +17,27 @@ from typing import Any
 import numpy as np
 
 from acecourse.training.stock import epoch_times_from_log
+
+CHAIN = Path("artifacts/mace_ethanol/chain")
+"""The chain's folder, relative to the repository root."""
+
+
+def read_chain(chain_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of ``chain_dir/chain.csv`` (numbers as numbers); [] when there is none."""
+    path = Path(chain_dir) / "chain.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def h200_speeds(h200_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:

@@ -17,13 +17,16 @@ Two schedules share one interface (:class:`Schedule`): before an epoch, :meth:`S
     epoch, ``max_epochs``.  The last ``stage_two_fraction`` of the epochs are stage two, as the
     last 200 of the ``full`` profile's 1,000 are; there the cosine goes on (at 80 % of a cycle the
     cosine has fallen to 9.5 % of the peak: 1e-3 for a peak of 1e-2, the paper's stage-two rate).
-    The number of epochs may be fixed after the warm-up (:meth:`CycleSchedule.plan`): a GPU window
-    measures its epoch time and then fits the cycle to the time left.
+    The number of epochs may be fixed after the warm-up (:meth:`CycleSchedule.plan`):
+    :func:`time_plan` measures the epoch time and then fits the cycle to the time left.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -144,3 +147,30 @@ class CycleSchedule(Schedule):
 def make_schedule(config: TrainConfig) -> Schedule:
     """The schedule named by ``config.schedule``."""
     return CycleSchedule(config) if config.schedule == "cycle" else PlateauSchedule(config)
+
+
+def time_plan(deadline: float, log: Callable[[str], None] = print) -> Callable[[Any], None]:
+    """A ``plan`` for :func:`~acecourse.training.trainer.train`: after the warm-up, fit the
+    cycle into the time left before ``deadline`` (``time.time()`` seconds).
+
+    The time per epoch is the wall time from the end of the first epoch (which records the CUDA
+    graph) to the end of the warm-up, per epoch: the steps and the validation, and whatever
+    else runs between epochs (so the cycle's end does not slip by it).  One epoch of the time
+    left is kept as margin.
+    """
+
+    def plan(run: Any) -> None:  # a trainer.Run
+        if run.epoch != max(1, run.config.warmup_epochs) or "plan" in run.run_info:
+            return
+        history = run.history
+        if len(history) > 1:
+            epoch_s = (history[-1]["wall_time_s"] - history[0]["wall_time_s"]) / (len(history) - 1)
+        else:
+            epoch_s = history[0]["epoch_time_s"]
+        left = deadline - time.time()
+        total = run.epoch + max(1, int(left // epoch_s) - 1)
+        run.schedule.plan(total)
+        run.run_info["plan"] = {"epoch_s": epoch_s, "seconds_left": left, "epochs": total}
+        log(f"time plan: {epoch_s:.2f} s per epoch, {left:.0f} s left -> {total} epochs")
+
+    return plan

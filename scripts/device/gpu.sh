@@ -9,8 +9,8 @@
 #       One window of the chain: install, take the chain's newest weights from the repository,
 #       train one warm-restart cycle fitted into SECONDS (counted from the start of this script),
 #       test the best validation EMA weights in float64 on the 1,000 test frames, and write
-#       $OUT/windowNN/ (7 files) and the grown $OUT/chain.csv; `python -m acecourse.training land`
-#       puts them into the repository.  KEY=VALUE: training settings (e.g. batch_size=20).
+#       $OUT/windowNN/ (7 files) and the grown $OUT/chain.csv; `python scripts/device/window.py
+#       land FILES` puts them into the repository.  KEY=VALUE: training settings (e.g. batch_size=20).
 #       The log goes to $OUT/window.log as it is written, so that it comes back even when the call
 #       is cut off; on a failure it is $OUT/window_failed.log.  A safety net: SIGTERM at
 #       SECONDS + 10 s (the window then ends after its epoch, evaluated), SIGKILL 35 s later.
@@ -62,7 +62,7 @@ install() {  # every failure returns non-zero (set -e does not act inside `insta
 }
 
 check_returned() {  # what comes back from $OUT; non-zero if any of it would not
-  python3 -m acecourse.training check-returned "$OUT"
+  python3 scripts/device/window.py check "$OUT"
 }
 
 case "${1:-}" in
@@ -83,7 +83,7 @@ case "${1:-}" in
     [ $rc -eq 0 ] || fail $rc
     left=$(( T0 + seconds + 10 - $(date +%s) ))
     timeout --preserve-status -k 35 -s TERM $(( left > 1 ? left : 1 )) \
-      python3 -m acecourse.training window --profile "$PROFILE" --out "$OUT" --until $((T0 + seconds)) \
+      python3 scripts/device/window.py window --profile "$PROFILE" --out "$OUT" --until $((T0 + seconds)) \
       --started "$T0" --reserve "${RESERVE:-45}" --set "$@" >> "$log" 2>&1 || rc=$?
     shopt -s nullglob; dirs=("$OUT"/window[0-9]*); shopt -u nullglob
     if [ $rc -ne 0 ] || [ ${#dirs[@]} -ne 1 ] || [ ! -f "$OUT/chain.csv" ]; then
@@ -91,7 +91,7 @@ case "${1:-}" in
     fi
     grep -v "${NOISE[@]}" "$log" > "${dirs[0]}/window.log" || true
     rm "$log"
-    grep -e 'window plan' -e '^warning' "${dirs[0]}/window.log" || true
+    grep -e 'time plan' -e '^warning' "${dirs[0]}/window.log" || true
     tail -n 1 "$OUT/chain.csv"
     check_returned
     echo "window done after $(( $(date +%s) - T0 )) s"
@@ -118,7 +118,7 @@ case "${1:-}" in
       log="$OUT/compare_batch$b.log"  # kept only if this half fails
       rc=0
       timeout --preserve-status -k 35 -s TERM $((half + 10)) \
-        python3 -m acecourse.training window --profile "$PROFILE" --out /tmp/cmp/b$b --seconds $half \
+        python3 scripts/device/window.py window --profile "$PROFILE" --out /tmp/cmp/b$b --until $(( $(date +%s) + half )) \
         --reserve "${RESERVE:-45}" --set batch_size=$b "$@" > "$log" 2>&1 || rc=$?
       shopt -s nullglob; src=(/tmp/cmp/b$b/window[0-9]*); shopt -u nullglob
       if [ $rc -eq 0 ] && [ ${#src[@]} -eq 1 ]; then
@@ -130,7 +130,7 @@ case "${1:-}" in
       fi
     done
     if [ -d "$OUT/batch5" ] && [ -d "$OUT/batch20" ]; then
-      python3 -m acecourse.training compare "$OUT/batch5" "$OUT/batch20" > "$OUT/comparison.json" \
+      python3 scripts/device/window.py compare "$OUT/batch5" "$OUT/batch20" > "$OUT/comparison.json" \
         || { rm -f "$OUT/comparison.json"; echo "error: the comparison failed" >&2; }
       { head -n 1 /tmp/cmp/b5/chain.csv; tail -n 1 -q /tmp/cmp/b5/chain.csv /tmp/cmp/b20/chain.csv; } \
         > "$OUT/chain_rows.csv"
