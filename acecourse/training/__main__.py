@@ -15,12 +15,12 @@ On a GPU in sessions that end (Colab, a job queue), the same command with ``--ou
 that outlives the session and a time limit per session (``--set max_wall_s=3000``); or a
 warm restart from saved weights with one cycle of the ``cycle`` schedule::
 
-    python -m acecourse.training train --profile full --out runs/cycle2 \
+    python -m acecourse.training train --profile full --out runs/cycle2 \\
         --set schedule=cycle init_weights=runs/cycle1/model.pt.gz max_epochs=100
 
 Step times of every backend and of stock ``mace_run_train``, side by side::
 
-    python -m acecourse.training benchmark --profile full --backends e3nn,e3nn+graph,stock \
+    python -m acecourse.training benchmark --profile full --backends e3nn,e3nn+graph,stock \\
         --out bench.json
 """
 

@@ -24,8 +24,8 @@
 #       metrics.csv, run.json), comparison.json and chain_rows.csv.
 #   bash scripts/device/gpu.sh check
 #       List what a call would return from $OUT; fail if any of it would not come back.
-# WITH_CUEQ=1 also installs the cuEquivariance ops, carried in a call of their own before
-# (.carry-ops, see the README); without them the cueq backends record an error and the rest run.
+# The cuEquivariance ops are not carried (measured unusable on the H200): cueq backends record
+# an error and the rest run.
 set -euo pipefail
 T0=$(date +%s)
 SITE=${SITE:-/tmp/site}        # where the wheels are installed (kept while the machine is warm)
@@ -50,11 +50,6 @@ install() {  # every failure returns non-zero (set -e does not act inside `insta
     touch "$SITE/.base"
   fi
   if [ -f .carry/wheels.txt ]; then echo "carried: $(tr '\n' ' ' < .carry/wheels.txt)"; fi
-  if [ "${WITH_CUEQ:-0}" = 1 ] && [ ! -f "$SITE/.ops" ]; then
-    [ -f .carry-ops/ops.tar.xz ] || { echo "error: WITH_CUEQ=1 but .carry-ops/ops.tar.xz did not arrive" >&2; return 2; }
-    tar -xJf .carry-ops/ops.tar.xz -C "$SITE" --strip-components=1 || return 2  # its top folder is site/
-    touch "$SITE/.ops"
-  fi
   python3 -c "import torch, e3nn, mace; print('torch', torch.__version__, '| e3nn', e3nn.__version__, \
 '| mace', mace.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" \
     || { echo "error: the installed packages do not import" >&2; return 2; }

@@ -15,10 +15,6 @@
 #                    ACECOURSE_RMD17_DIR there (the tracked copy travels with the tree as well)
 #   .carry/commit    the commit the call runs (git rev-parse HEAD, "-dirty" if the tree differs),
 #                    which the window records: the device copy of the tree has no .git
-#   --with-ops       also .carry-ops/ops.tar.xz: cuequivariance-ops(-torch)-cu13 0.13 unpacked,
-#                    without the triton kernel cache, xz-compressed (~29 MB).  Only for measuring
-#                    cuEquivariance (gpu.sh with WITH_CUEQ=1): it does not fit one call with the
-#                    tree and .carry, so it travels in a call of its own, before (README.md).
 # A call carries at most 64 MiB including the tracked files of the repository; the script prints
 # the total and fails if .carry and the tree together exceed 60 MiB (4 MiB of room).
 set -euo pipefail
@@ -69,17 +65,7 @@ cp "$DATA"/rmd17_ethanol_{train,test}_01.npz .carry/rmd17/
 commit=$(git rev-parse HEAD)
 [ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
 echo "$commit" > .carry/commit
-if [ "${1:-}" = "--with-ops" ] && [ ! -f .carry-ops/ops.tar.xz ]; then
-  stage=$(mktemp -d)
-  get "$stage/whl" cuequivariance-ops-torch-cu13==0.13.0 cuequivariance-ops-cu13==0.13.0
-  mkdir "$stage/site"
-  for wheel in "$stage"/whl/*.whl; do unzip -q -o "$wheel" -d "$stage/site"; done
-  rm -rf "$stage"/site/cuequivariance_ops/triton/cache/*
-  mkdir -p .carry-ops
-  tar -C "$stage" -cf - site | xz -T2 -6 > .carry-ops/ops.tar.xz
-  rm -rf "$stage"
-fi
-du -sh .carry/* .carry-ops 2>/dev/null || true
+du -sh .carry/*
 tracked=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 untracked=$(git ls-files -z --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 carry=$(du -sb .carry | cut -f1)

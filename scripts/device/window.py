@@ -1,19 +1,12 @@
 """The course's GPU windows: a chain of warm-restart cycles whose state is one committed file.
 
-Run by ``scripts/device/gpu.sh`` on the device and here to land what came back (README.md)::
-
-    python scripts/device/window.py window --out OUT --until UNIX_TIME   # on the device
-    python scripts/device/window.py land FILES                          # here, after the call
-    python scripts/device/window.py compare RUN_A RUN_B                  # batch 5 against 20
-    python scripts/device/window.py check OUT                            # would OUT come back?
-
-Each window is one warm-restart cycle (``schedule="cycle"``) from the chain's newest weights
-(``model.pt.gz`` in the repository), fitted to the time left
-(:func:`acecourse.training.schedules.time_plan`); its start weights compete for "best", so a
-window that cannot improve records ``improved=0`` and exports them again.  It tests its best
-weights in float64 and writes its files flat, ``OUT/windowNN/`` and the grown ``OUT/chain.csv``
-(a device call returns files at most two folders down); :func:`land_window` puts them into
-``artifacts/mace_ethanol/chain/`` and deletes the superseded model (git keeps it).
+``gpu.sh window`` runs ``window`` on the device; ``land`` adds what came back to the chain
+(``artifacts/mace_ethanol/chain/``), ``compare`` reads two runs at equal wall time, ``check``
+lists what a device call would return (README.md).  Each window is one cycle of the ``cycle``
+schedule from the chain's newest ``model.pt.gz``, fitted to the time left (``time_plan``); its
+start weights compete for "best", so a window that cannot improve exports them again
+(``improved=0``).  It tests its best weights in float64 and writes ``OUT/windowNN/`` and the
+grown ``OUT/chain.csv`` (a device call returns files at most two folders down).
 """
 
 from __future__ import annotations
@@ -63,12 +56,8 @@ LANDED_SETTINGS = (*ARCHITECTURE, "dtype", "n_train", "n_valid", "split_seed", "
 trained, validated and was tested on (else its errors cannot be compared with the others')."""
 
 UNPLANNED = 1_000_000  # a window's epoch count until its plan fixes it after the warm-up
-
-_STOPPED = {
-    "finished_at_wall_time": "the time limit",
-    "finished_at_signal": "a signal",
-    "stopped_at_non_finite_loss": "a non-finite training loss",
-}
+_STOPPED = {"finished_at_wall_time": "the time limit", "finished_at_signal": "a signal",
+            "stopped_at_non_finite_loss": "a non-finite training loss"}  # fmt: skip
 
 
 def write_chain(rows: list[dict[str, Any]], chain_dir: str | os.PathLike) -> Path:
@@ -183,14 +172,9 @@ def run_window(
     rows = read_chain(repo_root / CHAIN)
     parent = rows[-1] if rows else None
     index = parent["window"] + 1 if parent else 1
-    settings: dict[str, Any] = {
-        "schedule": "cycle",
-        "at_wall": "finish",
-        "progress": False,
-        "init_weights": None,
-        "max_epochs": epochs or UNPLANNED,
-        "seed": make_config(profile).seed + index,
-    }
+    settings: dict[str, Any] = {"schedule": "cycle", "at_wall": "finish", "progress": False,
+                                "init_weights": None, "max_epochs": epochs or UNPLANNED,
+                                "seed": make_config(profile).seed + index}  # fmt: skip
     if parent is not None:
         model = repo_root / parent["model"]
         if not model.is_file():
@@ -298,11 +282,9 @@ def compare_at_equal_time(run_dirs: list[str | os.PathLike]) -> dict[str, Any]:
     runs = {}
     for name, (batch, wall, best) in curves.items():
         reached = best[wall <= budget]
-        runs[name] = {
-            "batch_size": batch,
-            "epochs_in_budget": int(reached.size),
-            "valid_forces_mae_meV_per_A_at_budget": float(reached[-1]) if reached.size else None,
-        }
+        at_budget = float(reached[-1]) if reached.size else None
+        runs[name] = {"batch_size": batch, "epochs_in_budget": int(reached.size),
+                      "valid_forces_mae_meV_per_A_at_budget": at_budget}  # fmt: skip
     ranked = {n: r["valid_forces_mae_meV_per_A_at_budget"] for n, r in runs.items()}
     winner = min((n for n in ranked if ranked[n] is not None), key=ranked.get)
     return {"budget_s": budget, "runs": runs, "winner": winner}
