@@ -14,10 +14,11 @@ Usage::
 The budget (``BUDGET``: 200 training frames, 60 epochs, the last fifth in stage two) was set
 by a calibration on the base point and its first seed, one torch thread
 (``artifacts/phase04/calibration.json``, described in ``artifacts/phase04/README.md``): 50 frames
-and 15 epochs, the budget of the committed ``sweep.json``, give mean test force errors of
-166-311 meV/A; 200 frames and 40 epochs gave 56 meV/A at the end of stage one, just below a
-third of the base point's 171, for 70 s of CPU time; 60 epochs lower the validation error at
-the end of stage one by a further 11 %.  The 35 runs then need about 55 CPU minutes.
+and 15 epochs, the budget of the earlier record ``sweep_50frames_15epochs.json``, give mean test
+force errors of 166-311 meV/A; 200 frames and 40 epochs gave 56 meV/A at the end of stage one,
+just below a third of the base point's 171, for 70 s of CPU time; 60 epochs lower the validation
+error at the end of stage one by a further 11 %.  The 35 runs of ``sweep.json`` at this budget
+took 48 CPU minutes.
 
 The script writes one JSON file with one record per point and seed (``SEEDS``: model
 initialisation and batch order; the frames are the same for every run), rewritten after every
