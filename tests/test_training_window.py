@@ -43,12 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "device"))
 from window import (  # scripts/device/window.py
     LANDED_SETTINGS,
-    RETURN_LIMITS,
     WINDOW_FILES,
-    check_returned,
     compare_at_equal_time,
     land_window,
-    returned_files,
     run_window,
     write_chain,
 )
@@ -102,6 +99,17 @@ def _device_env(tmp_path: Path, out: Path) -> dict:
     return env
 
 
+def _files(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+
+def _check(tmp_path: Path, out: Path) -> subprocess.CompletedProcess:
+    """gpu.sh's own check of what a device call returns from ``out``."""
+    return subprocess.run(["bash", "scripts/device/gpu.sh", "check"], cwd=_device_repo(tmp_path),
+                          env=_device_env(tmp_path, out), capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+
+
 SETTINGS = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
 
 
@@ -118,10 +126,9 @@ def first_window(tmp_path_factory):
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    returned, problems = returned_files(out)
     landed = land_window(out, repo, profile=CI_TINY)
-    return {"repo": repo, "out": out, "returned": returned, "problems": problems,
-            "landed": landed, "stdout": done.stdout}  # fmt: skip
+    return {"repo": repo, "out": out, "returned": _files(out), "landed": landed,
+            "stdout": done.stdout}  # fmt: skip
 
 
 def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_path):
@@ -129,11 +136,10 @@ def test_window_command_chains_a_second_window_onto_the_first(first_window, tmp_
     window 1's committed best weights."""
     repo, out = first_window["repo"], first_window["out"]
     # what the device returns: 8 files, flat (a file more than 2 folders down never comes back)
-    assert [name for name, _ in first_window["returned"]] == sorted(
+    assert first_window["returned"] == sorted(
         ["chain.csv"] + [f"window01/{n}" for n in (*WINDOW_FILES, "window.log")]
     )
-    assert first_window["problems"] == [] and "8 files" in first_window["stdout"]
-    assert all(name.count("/") <= RETURN_LIMITS["depth"] for name, _ in first_window["returned"])
+    assert "8 files" in first_window["stdout"] and "all come back" in first_window["stdout"]
     first = (CHAIN / "window01").as_posix()
     run1 = json.loads((out / "window01" / "run.json").read_text())
     assert run1["git_commit"] == "0123abc"  # .carry/commit: the device's tree has no .git
@@ -554,7 +560,7 @@ def test_a_failing_window_returns_its_log_and_a_nonzero_exit(tmp_path):
         check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert [name for name, _ in returned_files(out)[0]] == ["window_failed.log"]
+    assert _files(out) == ["window_failed.log"]
     log = (out / "window_failed.log").read_text()
     assert "installed after" in log and "error: setting lr=-1 must be a positive number" in log
     assert "window failed after" in done.stdout and "window_failed.log" in done.stdout  # ls of $OUT
@@ -581,55 +587,38 @@ def test_a_window_cut_off_mid_run_leaves_its_log_in_out(tmp_path):
         proc.wait()
     text = log.read_text()
     assert "installed after" in text and "epoch 1/" in text and "epoch 2/" in text
-    assert [name for name, _ in returned_files(out)[0]] == ["window.log"]
+    assert _files(out) == ["window.log"]
 
 
-def test_returned_files_follow_the_device_rules(tmp_path):
+def test_gpu_sh_check_follows_the_device_rules(tmp_path):
     """At most 8 files, 2 folders down, plain names, plain files, 16 MiB each: anything else
-    is named (the device leaves it out without failing the call)."""
+    is named in one line and fails (the device leaves it out without failing the call; a window
+    once wrote its files 4 folders down and none came back)."""
     out = tmp_path / "out"
     (out / "a" / "b").mkdir(parents=True)
     (out / "a" / "b" / "ok.txt").write_text("2 folders down: returned\n")
     (out / "top.csv").write_text("x\n")
-    assert check_returned(out) == [("a/b/ok.txt", 25), ("top.csv", 2)]
+    ok = _check(tmp_path / "ok", out)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[-3:] == ["    0.00 MiB  a/b/ok.txt", "    0.00 MiB  top.csv",
+                                           "2 files, 0.00 MiB: all come back"]  # fmt: skip
     (out / "a" / "b" / "c").mkdir()
     (out / "a" / "b" / "c" / "deep.txt").write_text("3 folders down: left out\n")
     (out / "bad name.txt").write_text("x")
     (out / "link").symlink_to(out / "top.csv")
     with open(out / "big.bin", "wb") as f:
-        f.truncate(RETURN_LIMITS["file_bytes"] + 1)
-    _, problems = returned_files(out)
-    assert problems == [
-        "a/b/c/deep.txt: 3 folders down (at most 2)",
-        "bad name.txt: a name with other characters than A-Z a-z 0-9 . _ -",
-        "big.bin: 16.0 MiB (at most 16 MiB a file)",
-        "link: a link",
-    ]
-    with pytest.raises(TrainingError, match="would not all come back: a/b/c/deep.txt: 3 folders"):
-        check_returned(out)
+        f.truncate(16 * 2**20 + 1)
+    bad = _check(tmp_path / "bad", out)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1] == (
+        f"error: {out}: would not all come back: a/b/c/deep.txt: more than 2 folders down; "
+        "bad name.txt: a name other than A-Z a-z 0-9 . _ -; big.bin: over 16 MiB; "
+        "link: not a plain file"
+    )
     for i in range(9):
         (tmp_path / "many" / f"f{i}").parent.mkdir(exist_ok=True)
         (tmp_path / "many" / f"f{i}").write_text("x")
-    assert returned_files(tmp_path / "many")[1] == ["9 files (at most 8)"]
-
-
-def test_gpu_sh_check_fails_on_a_file_too_deep(tmp_path):
-    """gpu.sh's own check (run at the end of every command; it passed in the window test above)
-    must fail where the device would leave a file out: a window once wrote its files 4 folders
-    down and none came back."""
-    repo, out = _device_repo(tmp_path), tmp_path / "out"
-    (out / "window01").mkdir(parents=True)
-    (out / "window01" / "run.json").write_text("{}\n")
-    (out / CHAIN).mkdir(parents=True)
-    (out / CHAIN / "chain.csv").write_text("window\n")
-    bad = subprocess.run(["bash", "scripts/device/gpu.sh", "check"], cwd=repo,
-                         env=_device_env(tmp_path, out), capture_output=True, text=True,
-                         timeout=120, check=False)  # fmt: skip
-    assert bad.returncode != 0
-    assert bad.stderr.strip().splitlines()[-1] == (  # the one-line error
-        f"error: {out}: would not all come back: "
-        "artifacts/mace_ethanol/chain/chain.csv: 3 folders down (at most 2)"
-    )
+    many = _check(tmp_path / "m", tmp_path / "many")
+    assert many.stderr.strip().endswith("would not all come back: 9 files (at most 8)")
 
 
 def test_land_reads_the_repository_layout_too(first_window, tmp_path):

@@ -56,8 +56,22 @@ install() {  # every failure returns non-zero (set -e does not act inside `insta
   echo "installed after $(( $(date +%s) - T0 )) s; commit ${ACECOURSE_GIT_COMMIT:-unknown}"
 }
 
-check_returned() {  # what comes back from $OUT; non-zero if any of it would not
-  python3 scripts/device/window.py check "$OUT"
+check_returned() {  # list what comes back from $OUT (at most 8 plain files of <= 16 MiB, 64 MiB
+  # in all, 2 folders down, names of A-Z a-z 0-9 . _ -); non-zero, one line, if any would not
+  local bad n total
+  bad=$(export LC_ALL=C; {
+    find "$OUT" -mindepth 4 -type f -printf '%P: more than 2 folders down\n'
+    find "$OUT" -mindepth 1 -name '*[!A-Za-z0-9._-]*' -printf '%P: a name other than A-Z a-z 0-9 . _ -\n'
+    find "$OUT" -type f -size +16M -printf '%P: over 16 MiB\n'
+    find "$OUT" -mindepth 1 ! -type f ! -type d -printf '%P: not a plain file\n'
+  } | sort | paste -sd ';' - | sed 's/;/; /g')
+  n=$(find "$OUT" -type f | wc -l)
+  total=$(find "$OUT" -type f -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }')
+  [ "$n" -le 8 ] || bad="${bad:+$bad; }$n files (at most 8)"
+  [ "$total" -le $((64 * 1048576)) ] || bad="${bad:+$bad; }$total bytes (at most 64 MiB)"
+  if [ -n "$bad" ]; then echo "error: $OUT: would not all come back: $bad" >&2; return 1; fi
+  find "$OUT" -type f -printf '%s %P\n' | LC_ALL=C sort -k2 | awk '{ printf "%8.2f MiB  %s\n", $1 / 1048576, $2 }'
+  echo "$n files, $(awk -v t="$total" 'BEGIN { printf "%.2f", t / 1048576 }') MiB: all come back"
 }
 
 case "${1:-}" in
@@ -68,7 +82,7 @@ case "${1:-}" in
     fail() {  # keep the log as window_failed.log, show its end and what comes back, exit $1
       mv "$log" "$OUT/window_failed.log"
       grep -v "${NOISE[@]}" "$OUT/window_failed.log" | tail -25 || true
-      ls -l "$OUT"  # not check_returned: it imports torch, and this may be the call's last seconds
+      ls -l "$OUT"
       echo "window failed after $(( $(date +%s) - T0 )) s (exit code $1)"
       exit "$1"
     }

@@ -1,12 +1,12 @@
 """The course's GPU windows: a chain of warm-restart cycles whose state is one committed file.
 
 ``gpu.sh window`` runs ``window`` on the device; ``land`` adds what came back to the chain
-(``artifacts/mace_ethanol/chain/``), ``compare`` reads two runs at equal wall time, ``check``
-lists what a device call would return (README.md).  Each window is one cycle of the ``cycle``
-schedule from the chain's newest ``model.pt.gz``, fitted to the time left (``time_plan``); its
-start weights compete for "best", so a window that cannot improve exports them again
-(``improved=0``).  It tests its best weights in float64 and writes ``OUT/windowNN/`` and the
-grown ``OUT/chain.csv`` (a device call returns files at most two folders down).
+(``artifacts/mace_ethanol/chain/``), ``compare`` reads two runs at equal wall time
+(README.md).  Each window is one cycle of the ``cycle`` schedule from the chain's newest
+``model.pt.gz``, fitted to the time left (``time_plan``); its start weights compete for "best",
+so a window that cannot improve exports them again (``improved=0``).  It tests its best weights
+in float64 and writes ``OUT/windowNN/`` and the grown ``OUT/chain.csv`` (a device call returns
+files at most two folders down; ``gpu.sh check`` lists them).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import csv
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -290,49 +289,6 @@ def compare_at_equal_time(run_dirs: list[str | os.PathLike]) -> dict[str, Any]:
     return {"budget_s": budget, "runs": runs, "winner": winner}
 
 
-RETURN_LIMITS = {"files": 8, "file_bytes": 16 * 2**20, "total_bytes": 64 * 2**20, "depth": 2}
-"""What a device call returns from its output folder: at most 8 plain files of at most 16 MiB,
-64 MiB together, no more than 2 folders down, named in A-Z a-z 0-9 . _ - alone."""
-
-
-def returned_files(out: str | os.PathLike) -> tuple[list[tuple[str, int]], list[str]]:
-    """``(files, problems)``: the files a device call would return from ``out`` (path relative
-    to it, bytes; sorted), and one sentence for each thing that would not come back."""
-    out = Path(out)
-    files, problems = [], []
-    for path in sorted(out.rglob("*")):
-        rel = path.relative_to(out).as_posix()
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", path.name):
-            problems.append(f"{rel}: a name with other characters than A-Z a-z 0-9 . _ -")
-        if path.is_symlink():
-            problems.append(f"{rel}: a link")
-        elif path.is_file():
-            if rel.count("/") > RETURN_LIMITS["depth"]:
-                problems.append(f"{rel}: {rel.count('/')} folders down (at most 2)")
-            size = path.stat().st_size
-            if size > RETURN_LIMITS["file_bytes"]:
-                problems.append(f"{rel}: {size / 2**20:.1f} MiB (at most 16 MiB a file)")
-            files.append((rel, size))
-        elif not path.is_dir():
-            problems.append(f"{rel}: not a plain file")
-    problems.sort()
-    if len(files) > RETURN_LIMITS["files"]:
-        problems.append(f"{len(files)} files (at most {RETURN_LIMITS['files']})")
-    total = sum(size for _, size in files)
-    if total > RETURN_LIMITS["total_bytes"]:
-        problems.append(f"{total / 2**20:.1f} MiB in all (at most 64 MiB)")
-    return sorted(files), problems
-
-
-def check_returned(out: str | os.PathLike) -> list[tuple[str, int]]:
-    """The files a device call returns from ``out``; :class:`TrainingError` (one line) when any
-    of what is there would not come back."""
-    files, problems = returned_files(out)
-    if problems:
-        raise TrainingError(f"{out}: would not all come back: {'; '.join(problems)}")
-    return files
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/device/window.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -350,8 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="full", help="the chain's profile")
     p = sub.add_parser("compare", help="best validation force error at equal wall time")
     p.add_argument("run_dirs", nargs="+", help="training output folders")
-    p = sub.add_parser("check", help="list OUT's files; fail on what would not come back")
-    p.add_argument("out")
     args = parser.parse_args(argv)
     try:
         if args.command == "window":
@@ -367,15 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                                 started=args.started, command=command)  # fmt: skip
         elif args.command == "land":
             result = land_window(args.returned, profile=args.profile)
-        elif args.command == "compare":
-            result = compare_at_equal_time(args.run_dirs)
         else:
-            files = check_returned(args.out)
-            for name, size in files:
-                print(f"{size / 2**20:8.2f} MiB  {name}")
-            total = sum(s for _, s in files) / 2**20
-            print(f"{len(files)} files, {total:.2f} MiB: all come back")
-            return 0
+            result = compare_at_equal_time(args.run_dirs)
     except (ValueError, TrainingError, RMD17DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
