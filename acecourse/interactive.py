@@ -99,6 +99,11 @@ _SCRIPT = """<script>
   root.classList.add("is-live");
   Plotly.newPlot(plot, figure.data, figure.layout, %(config)s)
     .then(function () { return figure.frames ? Plotly.addFrames(plot, figure.frames) : null; })
+    .then(function () {  // follow the box, also when the page's layout (not the window) changes
+      if (window.ResizeObserver) {
+        new ResizeObserver(function () { Plotly.Plots.resize(plot); }).observe(root);
+      }
+    })
     .catch(function (error) {
       root.classList.remove("is-live");
       console.error("acecourse interactive figure %(id)s failed: " + error);
