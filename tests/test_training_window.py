@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from acecourse.data.rmd17 import load_rmd17_ethanol, resolve_data_dir
+from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
 from acecourse.training.config import TrainConfig
@@ -79,7 +79,6 @@ def _device_repo(tmp_path: Path) -> Path:
     (repo / ".carry" / "whl").mkdir(parents=True)
     (repo / "acecourse").symlink_to(ROOT / "acecourse")
     (repo / "scripts").symlink_to(ROOT / "scripts")
-    (repo / ".carry" / "rmd17").symlink_to(resolve_data_dir())
     (repo / ".carry" / "commit").write_text("0123abc\n")
     return repo
 

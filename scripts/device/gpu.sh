@@ -31,7 +31,7 @@ T0=$(date +%s)
 SITE=${SITE:-/tmp/site}        # where the wheels are installed (kept while the machine is warm)
 OUT=${OUT:-/tmp/out}
 PROFILE=${PROFILE:-full}       # the tests run the same command on the CPU with PROFILE=ci
-export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 ACECOURSE_RMD17_DIR=$PWD/.carry/rmd17
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1  # rMD17 split 01: the tree's acecourse/data
 # the commit the windows record: one set in the command wins over .carry/commit
 if [ -z "${ACECOURSE_GIT_COMMIT:-}" ] && [ -f .carry/commit ]; then
   export ACECOURSE_GIT_COMMIT; ACECOURSE_GIT_COMMIT=$(cat .carry/commit)
@@ -40,8 +40,8 @@ mkdir -p "$OUT"
 NOISE=(-e 'visitor(node)' -e 'TorchScript type system')  # e3nn's TorchScript warnings
 
 install() {  # every failure returns non-zero (set -e does not act inside `install || ...`)
-  if [ ! -d .carry/whl ] || [ ! -d .carry/rmd17 ]; then
-    echo "error: .carry/whl or .carry/rmd17 did not arrive: run bash scripts/device/make_carry.sh here, then carry .carry" >&2
+  if [ ! -d .carry/whl ]; then
+    echo "error: .carry/whl did not arrive: run bash scripts/device/make_carry.sh here, then carry .carry" >&2
     return 2
   fi
   if [ ! -f "$SITE/.base" ]; then

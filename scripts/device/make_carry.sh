@@ -10,15 +10,11 @@
 #                    removed (two versions of one package stop the install)
 #   .carry/wheels.txt  name==version of every carried wheel (gpu.sh prints it; a run records
 #                    the versions it finds installed in run.json)
-#   .carry/rmd17/    the two rMD17 ethanol split-01 files (1.3 MB), copied from the package's
-#                    acecourse/data/rmd17/ and checked against its registry.txt; gpu.sh points
-#                    ACECOURSE_RMD17_DIR there (the tracked copy travels with the tree as well)
 #   .carry/commit    the commit the call runs (git rev-parse HEAD, "-dirty" if the tree differs),
 #                    which the window records: the device copy of the tree has no .git
 # A call carries at most 64 MiB including the tracked files of the repository; the script prints
 # the total and fails if .carry and the tree together exceed 60 MiB (4 MiB of room).
 set -euo pipefail
-DATA=acecourse/data/rmd17  # ethanol split 01, shipped with the package
 # every carried wheel, pinned: a fresh session must carry what ran on the device before
 # (tests/test_training_window.py checks these against requirements.txt and the run records)
 BASE=(mace-torch==0.3.16 e3nn==0.4.4 ase==3.29.0 opt-einsum-fx==0.1.4 configargparse==1.9.0
@@ -33,11 +29,6 @@ get() {  # get DIR PACKAGES...: wheels for the device's Python 3.12 into DIR
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp "${PLAT[@]}" -d "$dir" "$@"
 }
-# the SHA-256 of each shipped file, as the package checks it on load (registry.txt: name, hash, ...)
-(cd "$DATA" && awk '/^rmd17_ethanol_(train|test)_01\.npz / { print $2 "  " $1 }' registry.txt \
-  | sha256sum --check --quiet --strict) || {
-  echo "error: $DATA/rmd17_ethanol_{train,test}_01.npz missing or altered (SHA-256 of registry.txt)" >&2
-  exit 2; }
 wheel_of() {  # wheel_of NAME==VERSION: the file name of its wheel in .carry/whl, if there
   local prefix f
   prefix=$(tr 'A-Z-' 'a-z_' <<< "${1%%==*}")-${1##*==}-
@@ -46,7 +37,8 @@ wheel_of() {  # wheel_of NAME==VERSION: the file name of its wheel in .carry/whl
   done
   return 1
 }
-mkdir -p .carry/whl .carry/rmd17
+mkdir -p .carry/whl
+rm -rf .carry/rmd17  # an earlier carry's data: rMD17 split 01 travels with the tree
 keep=() missing=()
 for pin in "${BASE[@]}"; do
   if file=$(wheel_of "$pin"); then keep+=("$file"); else missing+=("$pin"); fi
@@ -61,7 +53,6 @@ for pin in "${BASE[@]}"; do
   wheel_of "$pin" > /dev/null || { echo "error: no wheel for $pin in .carry/whl" >&2; exit 1; }
   echo "$pin" >> .carry/wheels.txt
 done
-cp "$DATA"/rmd17_ethanol_{train,test}_01.npz .carry/rmd17/
 commit=$(git rev-parse HEAD)
 [ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
 echo "$commit" > .carry/commit
