@@ -3,7 +3,8 @@
 Subpackages follow mace-torch's split: ``maths`` (rotations, spherical harmonics, Wigner D,
 Clebsch-Gordan), ``ace`` (the atomic cluster expansion), ``nn`` (e3nn networks), ``mace`` (MACE
 rebuilt), ``data`` (datasets), ``training`` (the MACE training command), ``plotting`` (the
-course's figure style) and ``equivariance`` (the one equivariance checker).  Notebooks import from
+course's figure style) and ``equivariance`` (the one equivariance checker), ``design_space`` (the sweep of chapter
+04/03); :data:`ARTIFACTS` is the folder of the course's recorded results.  Notebooks import from
 here; nothing is copied.
 
 Importing the package also makes e3nn 0.4.4 importable under torch >= 2.6: e3nn loads its
@@ -19,6 +20,8 @@ notice), narrowly by category and message, so that a chapter downloaded and run 
 environment is as clean as the website.
 """
 
+from pathlib import Path as _Path
+
 from acecourse import _warnings
 
 _warnings.install()
@@ -30,3 +33,12 @@ _torch.serialization.add_safe_globals([slice])
 import e3nn.o3 as _e3nn_o3  # noqa: F401  (after the allow-list, before any mace import)
 
 __version__ = "0.1.0"
+
+_HERE = _Path(__file__).resolve().parent
+#: The course's recorded results (the repository's ``artifacts/``): installed with the package
+#: (``acecourse/artifacts`` links to that folder in a clone), so that a chapter finds them
+#: wherever it runs.
+ARTIFACTS = next(
+    (p for p in (_HERE / "artifacts", _HERE.parent / "artifacts") if p.is_dir()),
+    _HERE / "artifacts",
+)

@@ -1,46 +1,33 @@
 """The setup cell of every chapter: its one source, and the tool that writes and checks it.
 
-Every notebook of the table of contents starts (as its first code cell) with one small cell that
-lets the chapter run where the course is not installed, for example in Google Colab opened from
-a launch button.  Its text is generated here, from ``_config.yml``'s ``repository.url`` and
-``repository.branch`` and the notebook's folder; nobody edits it in a notebook::
+Every notebook of the table of contents starts (as its first code cell) with three lines that
+install the course where it is not installed, for example in Google Colab opened from a launch
+button or in a notebook downloaded from the site::
+
+    if __import__("importlib.util").util.find_spec("acecourse") is None:  # outside the
+        # course's environment (e.g. in Colab) install the course at this page's commit
+        %pip install -qq git+https://github.com/OWNER/REPO@REF
+
+Everything a chapter reads comes with that install: the package, the rMD17 split it trains on
+and the recorded results (``acecourse.ARTIFACTS``), so the chapter runs where it is.  In the
+course's own environment (a clone with ``pip install -e .``, CI, the book build, Binder) the
+package is importable and the cell does nothing.  The repository and the ref come from
+``_config.yml`` (``repository.url``, ``repository.branch``).  A notebook downloaded from the site
+names the commit the site was built from instead of the branch (``book/_ext/source_commit.py``
+rewrites the ref in the site's copies, abbreviated so that the line stays within 88 characters);
+there is no fallback to another ref: a commit that cannot be fetched makes pip fail.
+
+Usage::
 
     python scripts/setup_cell.py --write    # replace (or insert) the cell in every toc notebook
     python scripts/setup_cell.py --check    # exit 1, naming each notebook whose cell is not current
-    python scripts/setup_cell.py --print [--chapter FOLDER]   # show the cell's text
+    python scripts/setup_cell.py --print    # show the cell's text
     python scripts/setup_cell.py --write 01_x/02_y.ipynb       # only the notebooks named
 
 ``--write`` replaces the first cell tagged ``acecourse-setup`` in place (same position, same id)
-and changes nothing else in the notebook; a notebook without one gets it before its first code
-cell.  ``--check`` also reports a setup cell that is not the first code cell, or a second one.
-
-What the cell does, in this order:
-
-1. In CI (``ACECOURSE_CI``), in the book build (``ACECOURSE_BOOK_BUILD``, set for the build's
-   kernels by ``book/_ext/kernel_env.py``) and inside a clone of the repository (``../acecourse``
-   exists) it installs and clones nothing; if ``acecourse`` is not importable there it raises an
-   error saying how to install it.
-2. Anywhere else (Colab, a notebook downloaded from the site) the chapter needs the repository,
-   not only the package: chapters read ``../artifacts/`` and import ``../scripts/``.  The cell
-   fetches the repository at one ref into ``~/acecourse-REF`` unless that folder exists (``git
-   init``, ``git fetch --depth 1 REPO REF``, ``git checkout FETCH_HEAD``: one commit, for a
-   branch, a tag or a full commit hash alike), installs the package from it with pip unless
-   ``acecourse`` is importable already, and makes the chapter's folder in it the working
-   directory.  Re-run after a kernel restart, it only changes the folder.  The repository and
-   the ref are written here from ``_config.yml`` (the branch) and can be overridden by the
-   environment variables ``ACECOURSE_REPO`` and ``ACECOURSE_REF`` (a fork, a tag, a commit).  A
-   notebook downloaded from the site names the commit the site was built from instead of the
-   branch (``book/_ext/source_commit.py`` rewrites :data:`REF_LINE` in the site's copies).
-   There is no fallback to another ref: if the ref cannot be fetched the cell stops with a
-   one-line error that names the reason and what to do (``ACECOURSE_REF=<branch>`` for the
-   branch head, or download the notebook again).
-The data the chapters load (rMD17 ethanol split 01) ship inside the package, so the cell
-fetches none.  Every line of the cell is at most 88 characters and the cell is ruff-clean.
-
-The cell carries the tags ``remove-cell`` (not shown on the website) and ``acecourse-setup`` (how
-this tool finds it) and the cell id ``acecourse-setup``.  ``tests/test_setup_cell.py`` runs
-``--check`` and executes the cell in a fresh Python environment, from outside a clone, followed by
-a chapter's own code that reads ``../artifacts`` and imports ``../scripts``.
+and changes nothing else; a notebook without one gets it before its first code cell.  ``--check``
+also reports a setup cell that is not the first code cell, or a second one.  The cell carries the
+tags ``remove-cell`` (not shown on the website) and ``acecourse-setup`` (how this tool finds it).
 """
 
 from __future__ import annotations
@@ -49,7 +36,7 @@ import argparse
 import json
 import sys
 import uuid
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 
@@ -58,159 +45,43 @@ from toc import toc_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "acecourse-setup"
-CELL_ID = "acecourse-setup"
 TAGS = ["remove-cell", TAG]
-
-#: The line of the cell that names the ref to fetch; ``book/_ext/source_commit.py`` rewrites it
-#: in the site's downloadable copies (``{ref}`` is a JSON string).
-REF_LINE = '    ref = os.getenv("ACECOURSE_REF") or {ref}'
-
-#: The cell's text.  Every line is at most 88 characters (the notebooks' limit), also with a
-#: 40-character commit as ref, and the cell is ruff-clean under pyproject.toml's settings
-#: (``tests/test_setup_cell.py`` checks both).
 TEMPLATE = """\
-# Setup, hidden on the website: outside a clone of the course (e.g. in Colab) it fetches
-# the repository into ~/acecourse-REF, pip-installs it and moves into this chapter's
-# folder there.  Generated by scripts/setup_cell.py: edit that script, not this cell.
-def _acecourse_setup(chapter):
-    import importlib.util
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    url = {repo}
-    repo = os.getenv("ACECOURSE_REPO") or url
-{ref_line}
-    installed = importlib.util.find_spec("acecourse") is not None
-    guarded = os.getenv("ACECOURSE_CI") or os.getenv("ACECOURSE_BOOK_BUILD")
-    if guarded or os.path.isdir("../acecourse"):  # CI, the book build, a clone
-        if not installed:
-            raise RuntimeError("the course package acecourse is not installed: run"
-                               " `pip install -e .` at the root of the repository")
-        return
-    clone = os.path.expanduser("~/acecourse-" + ref.replace("/", "-"))
-    if not os.path.isdir(clone):  # a shallow fetch of the ref (branch, tag or commit)
-        print(f"fetching {{repo}} at {{ref}} into {{clone}} ...")
-        part = clone + ".part"
-        shutil.rmtree(part, ignore_errors=True)
-        os.makedirs(part)
-        fetch = ["fetch", "-q", "--depth", "1", repo, ref]
-        for step in ["init", "-q"], fetch, ["checkout", "-q", "FETCH_HEAD"]:
-            git = ["git", "-C", part, *step]
-            done = subprocess.run(git, check=False, capture_output=True, text=True)
-            if done.returncode:
-                shutil.rmtree(part)
-                why = (done.stderr.strip().splitlines() or ["?"])[-1]
-                raise RuntimeError(f"could not fetch {{ref}} of {{repo}} ({{why}}): set"
-                                   " ACECOURSE_REF={branch} for the branch head or download"
-                                   " the notebook again")
-        os.replace(part, clone)
-    if not installed:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", clone])
-        importlib.invalidate_caches()
-    os.chdir(os.path.join(clone, chapter))
+if __import__("importlib.util").util.find_spec("acecourse") is None:  # outside the
+    # course's environment (e.g. in Colab) install the course at this page's commit
+    %pip install -qq git+{repo}@{ref}"""
 
 
-_acecourse_setup({chapter})
-del _acecourse_setup"""
-
-
-# --------------------------------------------------------------------------- the cell's text
 def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
     """``(repository.url, repository.branch)`` of the book's ``_config.yml``."""
-    config = yaml.safe_load(config_path.read_text())
-    repo = config.get("repository") or {}
+    repo = yaml.safe_load(config_path.read_text()).get("repository") or {}
     url, branch = repo.get("url"), repo.get("branch")
     if not url or not branch:
         raise ValueError(f"{config_path} needs repository.url and repository.branch")
     return str(url).rstrip("/"), str(branch)
 
 
-def path_to_book(config_path: Path = ROOT / "_config.yml") -> str:
-    """``repository.path_to_book`` of ``_config.yml`` (the book's folder in the repository)."""
-    config = yaml.safe_load(config_path.read_text())
-    return str((config.get("repository") or {}).get("path_to_book") or "").strip("/")
-
-
-def chapter_of(notebook: Path, root: Path = ROOT, book: str = "") -> str:
-    """The folder of ``notebook`` in the repository, as the cell names it (``"."`` for the root).
-
-    ``root`` is the book's folder (where ``_toc.yml`` is); ``book`` its path in the repository.
-    """
-    folder = PurePosixPath(book or ".") / notebook.resolve().parent.relative_to(root.resolve())
-    return str(PurePosixPath(*[part for part in folder.parts if part != "."]) or ".")
-
-
-def ref_line(ref: str) -> str:
-    """The cell's line that names the ref to fetch."""
-    return REF_LINE.format(ref=json.dumps(ref))
-
-
-def cell_source(repo: str | None = None, ref: str | None = None, chapter: str = ".") -> str:
-    """The setup cell's text; ``repo`` and ``ref`` default to ``_config.yml``'s repository, and
-    ``chapter`` is the notebook's folder in the repository."""
-    if repo is None or ref is None:
-        config_repo, config_ref = repository()
-        repo = config_repo if repo is None else repo
-        ref = config_ref if ref is None else ref
-    return TEMPLATE.format(
-        repo=json.dumps(repo),
-        ref_line=ref_line(ref),
-        branch=ref,
-        chapter=json.dumps(chapter),
-    )
-
-
-# --------------------------------------------------------------------------- notebooks
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
+def cell_source(repo: str | None = None, ref: str | None = None) -> str:
+    """The setup cell's text (``repo`` and ``ref`` default to ``_config.yml``'s)."""
+    config_repo, config_ref = repository() if repo is None or ref is None else (repo, ref)
+    return TEMPLATE.format(repo=repo or config_repo, ref=ref or config_ref)
 
 
 def _is_setup(cell: dict) -> bool:
     return cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def expected_cell(
-    nb: dict,
-    repo: str | None = None,
-    ref: str | None = None,
-    chapter: str = ".",
-) -> dict:
-    """The setup cell this notebook should carry."""
-    lines = cell_source(repo, ref, chapter).splitlines(keepends=True)
-    cell = {
-        "cell_type": "code",
-        "execution_count": None,
-        "metadata": {"tags": list(TAGS)},
-        "outputs": [],
-        "source": lines,
-    }
-    if nb.get("nbformat", 4) > 4 or nb.get("nbformat_minor", 0) >= 5:
-        ids = {c.get("id") for c in nb["cells"] if not _is_setup(c)}
-        cell["id"] = CELL_ID if CELL_ID not in ids else uuid.uuid4().hex[:8]
-    return cell
-
-
-def problems(
-    nb: dict,
-    repo: str | None = None,
-    ref: str | None = None,
-    chapter: str = ".",
-) -> list[str]:
-    """What is wrong with a notebook's setup cell (empty when it is current)."""
+def problems(nb: dict, text: str) -> list[str]:
+    """What is wrong with a notebook's setup cell, whose text should be ``text``."""
     setups = [i for i, cell in enumerate(nb["cells"]) if _is_setup(cell)]
     if not setups:
         return ["no setup cell (tag acecourse-setup)"]
-    found = []
-    if len(setups) > 1:
-        found.append(f"{len(setups)} setup cells (cells {setups}): keep the first")
+    found = [f"{len(setups)} setup cells (cells {setups}): keep the first"][: len(setups) - 1]
     first_code = next(i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code")
     if setups[0] != first_code:
         found.append(f"the setup cell is cell {setups[0]}, not the first code cell ({first_code})")
     cell = nb["cells"][setups[0]]
-    if _source(cell) != cell_source(repo, ref, chapter):
+    if "".join(cell.get("source", "")) != text:
         found.append("the setup cell's text differs from scripts/setup_cell.py's (run --write)")
     if "remove-cell" not in cell.get("metadata", {}).get("tags", []):
         found.append("the setup cell lacks the tag remove-cell (it would show on the website)")
@@ -219,91 +90,65 @@ def problems(
     return found
 
 
-def with_setup_cell(
-    nb: dict,
-    repo: str | None = None,
-    ref: str | None = None,
-    chapter: str = ".",
-) -> dict:
-    """The notebook with its setup cell current.  The first cell tagged ``acecourse-setup`` is
-    replaced in place (its position and id kept); without one, the cell is inserted before the
-    first code cell.  Nothing else changes.  Returns the same (modified) dict."""
-    cell = expected_cell(nb, repo, ref, chapter)
+def with_setup_cell(nb: dict, text: str) -> dict:
+    """The notebook with its setup cell's text ``text``: the first cell tagged ``acecourse-setup``
+    is replaced in place (position and id kept), or the cell is inserted before the first code
+    cell.  Nothing else changes.  Returns the same (modified) dict."""
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(TAGS)},
+            "outputs": [], "source": text.splitlines(keepends=True)}
     old = next((i for i, c in enumerate(nb["cells"]) if _is_setup(c)), None)
     if old is not None:
         if "id" in nb["cells"][old]:
             cell["id"] = nb["cells"][old]["id"]
-        else:
-            cell.pop("id", None)
         nb["cells"][old] = cell
         return nb
-    position = next(
-        (i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"), len(nb["cells"])
-    )
-    nb["cells"].insert(position, cell)
+    if nb.get("nbformat", 4) > 4 or nb.get("nbformat_minor", 0) >= 5:
+        ids = {c.get("id") for c in nb["cells"]}
+        cell["id"] = TAG if TAG not in ids else uuid.uuid4().hex[:8]
+    codes = (i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code")
+    nb["cells"].insert(next(codes, len(nb["cells"])), cell)
     return nb
 
 
-def read(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write(path: Path, nb: dict) -> None:
-    """Write as nbformat does (indent 1, sorted keys, UTF-8, final newline)."""
-    text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", action="store_true", help="replace/insert the cell")
     action.add_argument("--check", action="store_true", help="exit 1 if a cell is not current")
     action.add_argument("--print", action="store_true", help="print the cell's text")
-    parser.add_argument("--chapter", default=".", help="with --print: the notebook's folder")
     parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="table of contents")
     parser.add_argument("--config", type=Path, default=ROOT / "_config.yml", help="book config")
-    parser.add_argument(
-        "notebooks", nargs="*", type=Path, help="only these toc notebooks (default: all)"
-    )
+    parser.add_argument("notebooks", nargs="*", type=Path, help="only these (default: all)")
     args = parser.parse_args(argv)
     try:
-        repo, ref = repository(args.config)
-        book = path_to_book(args.config)
+        text = cell_source(*repository(args.config))
     except (OSError, ValueError, yaml.YAMLError) as error:
         parser.exit(2, f"setup_cell: error: {error}\n")
     if args.print:
-        print(cell_source(repo, ref, args.chapter))
+        print(text)
         return 0
-    if not args.toc.is_file():
-        parser.exit(2, f"setup_cell: error: no table of contents {args.toc}\n")
     root = args.toc.resolve().parent
     notebooks = toc_notebooks(root, args.toc)
     if args.notebooks:
         named = {path.resolve() for path in args.notebooks}
-        unknown = named - {path.resolve() for path in notebooks}
-        if unknown:
-            unknown_names = ", ".join(map(str, sorted(unknown)))
-            parser.exit(2, f"setup_cell: error: not in the table of contents: {unknown_names}\n")
+        if unknown := named - {path.resolve() for path in notebooks}:
+            parser.exit(2, f"setup_cell: error: not in the table of contents: {sorted(unknown)}\n")
         notebooks = [path for path in notebooks if path.resolve() in named]
     status = 0
     for path in notebooks:
-        nb = read(path)
-        name = path.relative_to(root)
-        chapter = chapter_of(path, root, book)
+        nb = json.loads(path.read_text(encoding="utf-8"))
         if args.write:
             before = json.dumps(nb, sort_keys=True)
-            with_setup_cell(nb, repo, ref, chapter)
-            if json.dumps(nb, sort_keys=True) != before:
-                write(path, nb)
-                print(f"wrote the setup cell into {name}")
+            if json.dumps(with_setup_cell(nb, text), sort_keys=True) != before:
+                dump = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False)
+                path.write_text(dump + "\n", encoding="utf-8")  # as nbformat writes it
+                print(f"wrote the setup cell into {path.relative_to(root)}")
         else:
-            for problem in problems(nb, repo, ref, chapter):
-                print(f"{name}: {problem}", file=sys.stderr)
+            for problem in problems(nb, text):
+                print(f"{path.relative_to(root)}: {problem}", file=sys.stderr)
                 status = 1
     if args.check and status == 0:
-        print(f"setup cell current in all {len(notebooks)} notebooks ({repo} @ {ref})")
+        print(f"setup cell current in all {len(notebooks)} notebooks")
     return status
 
 

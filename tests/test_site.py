@@ -1116,22 +1116,25 @@ def test_binder_installs_the_learner_packages_at_the_pins() -> None:
 
 @pytest.mark.parametrize("docname", NOTEBOOK_DOCNAMES, ids=NOTEBOOK_DOCNAMES)
 def test_downloaded_notebook_installs_the_site_commit(site: Path, docname: str) -> None:
-    """The download button's copy fetches the build's commit, by its full hash, and nothing
-    else: no fallback to the branch (book/_ext/source_commit.py)."""
+    """The download button's copy installs the build's commit (abbreviated to fit the line),
+    and nothing else: no fallback to the branch (book/_ext/source_commit.py)."""
     copy = site / "_sources" / f"{docname}.ipynb"
     assert copy.is_file(), f"{copy} missing: the download button has nothing to give"
     cells = json.loads(copy.read_text())["cells"]
     setup = next(c for c in cells if "acecourse-setup" in c.get("metadata", {}).get("tags", []))
-    line = next(line for line in setup["source"] if line.lstrip().startswith("ref = "))
-    ref = json.loads(line[line.rindex(" or ") + len(" or ") :])
+    line = setup["source"][-1]
+    assert line.lstrip().startswith("%pip install"), line
+    ref = line.rsplit("@", 1)[1].strip()
     branch = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["branch"]
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
     from source_commit import build_commit
 
-    if build_commit(ROOT) is None and not PREBUILT:  # no git (e.g. an unpacked archive)
+    commit = build_commit(ROOT)
+    if commit is None and not PREBUILT:  # no git (e.g. an unpacked archive)
         assert ref == branch, line
     else:
-        assert re.fullmatch(r"[0-9a-f]{40}", ref), line
+        assert re.fullmatch(r"[0-9a-f]{7,40}", ref) and len(line) <= 88, line
+        assert PREBUILT or commit.startswith(ref), (line, commit)
 
 
 @pytest.mark.parametrize("docname", NOTEBOOK_DOCNAMES, ids=NOTEBOOK_DOCNAMES)

@@ -1,18 +1,18 @@
 """Sphinx extension: a notebook downloaded from the site installs the commit the site shows.
 
-Every chapter's hidden setup cell (``scripts/setup_cell.py``) names the one ref it fetches the
-course at outside a clone; in the committed notebooks that is the branch of ``_config.yml``, the
-same branch the Colab and Binder buttons open.  The site's download button gives the copy of the
-notebook in ``_sources/``, which would then install whatever the branch holds later.  At the end
-of an HTML build this extension replaces that ref, in every ``_sources/**/*.ipynb``, with the
-full hash of the commit the site was built from (``$BOOK_SOURCE_COMMIT``, else ``HEAD``, resolved
-by ``git rev-parse`` in the book's folder): a learner gets the same code as the page.  There is
-no fallback to the branch: if that commit never reaches the remote, the cell stops with an error
-that says to set ``ACECOURSE_REF`` to the branch or to download the notebook again.
+Every chapter's hidden setup cell (``scripts/setup_cell.py``) pip-installs the course, outside
+the course's environment, from the repository at one ref; in the committed notebooks that is the
+branch of ``_config.yml``, the same branch the Colab and Binder buttons open.  The site's
+download button gives the copy of the notebook in ``_sources/``, which would then install
+whatever the branch holds later.  At the end of an HTML build this extension replaces that ref,
+in every ``_sources/**/*.ipynb``, with the commit the site was built from
+(``$BOOK_SOURCE_COMMIT``, else ``HEAD``, resolved by ``git rev-parse`` in the book's folder),
+abbreviated to the most characters that keep the line within 88 (at least 7): a learner gets
+the same code as the page.  There is no fallback to the branch: if that commit never reaches
+the remote, pip fails.
 
 The committed notebooks are not changed.  Without git, and without a full 40-character hash in
-the variable, nothing happens.  (The variable is not an ``ACECOURSE_*`` one: those are inputs of
-every notebook's cached outputs, see ``scripts/book_cache.py``.)
+the variable, nothing happens.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import subprocess
 from pathlib import Path
 
 TAG = "acecourse-setup"
-#: The setup cell's ref line (``setup_cell.REF_LINE``, ``ref = os.getenv(...) or "<ref>"``);
-#: group 2 is the ref as a JSON string.
-REF = re.compile(r'^(\s*ref = os\.getenv\("ACECOURSE_REF"\) or )("[^"]*")(\s*)$')
+#: The setup cell's install line (``setup_cell.TEMPLATE``); group 2 is the ref.
+REF = re.compile(r"^(\s*%pip install -qq git\+\S+@)(\S+?)(\s*)$")
+WIDTH = 88  # the notebooks' longest code line
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -46,11 +46,12 @@ def build_commit(srcdir: Path) -> str | None:
 
 
 def with_commit(line: str, commit: str) -> str:
-    """The ref line with ``commit`` as the ref (any other line unchanged)."""
+    """The install line with ``commit`` (abbreviated to fit) as the ref; other lines unchanged."""
     match = REF.match(line)
     if match is None:
         return line
-    return f"{match.group(1)}{json.dumps(commit)}{match.group(3)}"
+    keep = max(7, WIDTH - len(match.group(1)))  # 7: git's default abbreviation
+    return f"{match.group(1)}{commit[:keep]}{match.group(3)}"
 
 
 def pin_notebook(path: Path, commit: str) -> bool:

@@ -8,8 +8,8 @@ hidden features up to L=1).  The axes are the three of the design-space paper
 
 Usage::
 
-    python scripts/design_space_sweep.py --out artifacts/phase04/sweep.json
-    python scripts/design_space_sweep.py --seeds 123 124 --max-epochs 30 --out /tmp/sweep.json
+    python -m acecourse.design_space --out artifacts/phase04/sweep.json
+    python -m acecourse.design_space --seeds 123 124 --max-epochs 30 --out /tmp/sweep.json
 
 The budget (``BUDGET``: 200 training frames, 60 epochs, the last fifth in stage two) was set
 by a calibration on the base point and its first seed, one torch thread
@@ -182,7 +182,7 @@ def run_point(point: dict[str, int], budget: dict[str, Any], runs_dir: Path,
     stage_one = StageOneTest(budget["stage_two_start"])
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = train(make_config("ci", overrides), out, resume=False,
-                   command=f"design_space_sweep {point_name(point)} seed {overrides['seed']}",
+                   command=f"acecourse.design_space {point_name(point)} seed {overrides['seed']}",
                    plan=stage_one)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if result["status"] == "paused":  # SIGINT/SIGTERM: the training loop paused, stop the sweep
@@ -304,7 +304,7 @@ def main() -> None:
                            "train with the ci profile and the budget; test errors of the best "
                            "validation weights of stage one (test_stage_one) and of the last "
                            "stage (test)",
-            "command": " ".join(["python scripts/design_space_sweep.py", *options]),
+            "command": " ".join(["python -m acecourse.design_space", *options]),
             "complete": len(records) == n_runs,
             "seeds": list(args.seeds),
             "base": BASE,

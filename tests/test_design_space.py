@@ -1,15 +1,16 @@
-"""Tests of the paired comparison of design points (scripts/design_space_sweep.py)."""
+"""Tests of the paired comparison of design points (acecourse.design_space)."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import design_space_sweep as sweep_script  # scripts/ is on sys.path (conftest.py)
 import pytest
 
-ARTIFACT = Path(__file__).resolve().parents[1] / "artifacts" / "phase04" / "sweep.json"
+from acecourse import ARTIFACTS
+from acecourse import design_space as sweep_script
+
+ARTIFACT = ARTIFACTS / "phase04" / "sweep.json"
 
 
 def test_paired_t_against_a_hand_computation():
