@@ -182,3 +182,38 @@ def float64_default():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def cached_coupling_tensors():
+    """Compute each of mace-torch's coupling tensors (``U_matrix_real``) once per session.
+
+    Every mace-torch model builds its symmetric contractions from ``mace.tools.cg.U_matrix_real``,
+    most of the time it takes to build one (seconds for l_max = 3, correlation 3).  The tests
+    build many models of the same few shapes; this fixture memoises the function by its
+    arguments (and the default dtype) and hands out copies, so that the values every model gets
+    are those of a fresh call.  ``acecourse.mace.coupling_tensor`` makes the same call.  Stays in
+    place for the rest of the session once a module asks for it.
+    """
+    import importlib
+
+    import torch
+
+    import acecourse.mace  # noqa: F401  (before mace: sets mace's torch.load default first)
+
+    cg = importlib.import_module("mace.tools.cg")
+    contraction = importlib.import_module("mace.modules.symmetric_contraction")
+    real = cg.U_matrix_real
+    memo: dict = {}
+
+    def memoised(irreps_in, irreps_out, correlation, *args, **kwargs):
+        key = (str(irreps_in), str(irreps_out), correlation, repr(args),
+               repr(sorted(kwargs.items())), torch.get_default_dtype())  # fmt: skip
+        if key not in memo:
+            memo[key] = real(irreps_in, irreps_out, correlation, *args, **kwargs)
+        return [x.clone() if isinstance(x, torch.Tensor) else x for x in memo[key]]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cg, "U_matrix_real", memoised)
+        patch.setattr(contraction, "U_matrix_real", memoised)
+        yield memo
