@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_diagrams
 
 LAYER = 2
+pytestmark = pytest.mark.usefixtures("cached_coupling_tensors")  # shared with test_mace_model
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,18 @@ def test_save_svg_is_reproducible_and_keeps_its_description(tmp_path):
     plt.close(fig)
 
 
-def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys, full_shapes):
+def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys, monkeypatch, full_config,
+                                                   full_shapes):  # fmt: skip
+    # each check's forward pass of the full model: the shapes the fixture computed for it
+    real_shapes, asked = diagrams.mace_layer_shapes, []
+
+    def mace_layer_shapes(config, layer):
+        asked.append((config, layer))
+        if (config, layer) == (full_config, LAYER):
+            return full_shapes
+        return real_shapes(config, layer=layer)
+
+    monkeypatch.setattr(diagrams, "mace_layer_shapes", mace_layer_shapes)
     fig = diagrams.ace_pipeline_figure()
     diagrams.save_svg(fig, "ace_pipeline", description=diagrams.texts_description(fig),
                       directory=tmp_path)
@@ -186,6 +198,7 @@ def test_make_diagrams_check_fails_on_a_stale_file(tmp_path, capsys, full_shapes
     (tmp_path / "ace_pipeline.svg").unlink()
     assert make_diagrams.main(["--out", str(tmp_path), "--check"]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert asked == [(full_config, LAYER)] * 3  # every check but the last drew the full model
     plt.close("all")
 
 
