@@ -16,9 +16,8 @@ from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
-from acecourse.training.steps import EMA, StepRunner
+from acecourse.training.steps import EMA, Fields, StepRunner
 from acecourse.training.trainer import TrainingError
-from acecourse.training.trainer_loss import loss_function
 
 TINY = {
     "n_train": 10,
@@ -56,8 +55,9 @@ def test_static_batches_equal_mace_loader_batches():
     assert data[0].edge_index.shape == (2, 72)
 
 
-def test_loss_equals_mace_weighted_energy_forces_loss():
-    from mace.modules.loss import WeightedEnergyForcesLoss
+def test_step_loss_is_mace_weighted_energy_forces_loss():
+    """The step's loss (mace-torch's, fed the batch dict) against the formula of the MACE
+    paper's training, λE · mean((ΔE/N)²) + λF · mean(ΔF²), and after set_loss_weights."""
     from mace.tools import torch_geometric
 
     data = to_atomic_data(load_rmd17_ethanol("train", indices=slice(0, 5)), r_max=5.0)
@@ -67,9 +67,17 @@ def test_loss_equals_mace_weighted_energy_forces_loss():
         "energy": batch.energy + torch.randn(batch.energy.shape, generator=rng),
         "forces": batch.forces + 0.1 * torch.randn(batch.forces.shape, generator=rng),
     }
-    ours = loss_function(pred, batch.to_dict(), 1.0, 1000.0)
-    theirs = WeightedEnergyForcesLoss(energy_weight=1.0, forces_weight=1000.0)(batch, pred)
-    assert abs(float(ours) - float(theirs)) <= 1e-12 * abs(float(theirs))
+    model = torch.nn.Linear(1, 1).double()
+    runner = StepRunner(model, torch.optim.SGD(model.parameters()), EMA(model.parameters(), 0.99),
+                        None, use_graph=False)
+    n_atoms = (batch.ptr[1:] - batch.ptr[:-1]).double()
+    energy_term = torch.mean(((batch.energy - pred["energy"]) / n_atoms) ** 2)
+    forces_term = torch.mean((batch.forces - pred["forces"]) ** 2)
+    for w_e, w_f in (1.0, 1000.0), (1000.0, 1000.0):
+        runner.set_loss_weights(w_e, w_f)
+        ours = runner.loss(Fields(batch.to_dict()), pred)
+        expected = w_e * energy_term + w_f * forces_term
+        assert abs(float(ours) - float(expected)) <= 1e-12 * float(expected)
 
 
 def test_ema_matches_torch_ema():

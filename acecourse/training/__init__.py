@@ -10,7 +10,6 @@ from acecourse.training.trainer import (  # noqa: F401
     TrainingError,
     error_metrics,
     load_trained_model,
-    loss_function,
     read_metrics,
     train,
 )

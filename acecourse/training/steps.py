@@ -15,8 +15,14 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from mace.modules.loss import WeightedEnergyForcesLoss
 
-from acecourse.training.trainer_loss import loss_function
+
+class Fields(dict):
+    """A batch dict whose fields can also be read as attributes (``batch.ptr``), as mace-torch's
+    loss reads them."""
+
+    __getattr__ = dict.__getitem__
 
 
 class EMA:
@@ -81,8 +87,9 @@ class EMA:
 class StepRunner:
     """Runs training steps; records the step as a CUDA graph when ``use_graph`` is set.
 
-    The loss weights are device tensors (``energy_weight``, ``forces_weight``); set them with
-    :meth:`set_loss_weights`.  The learning rate of every parameter group is a device tensor too
+    The loss is mace-torch's ``WeightedEnergyForcesLoss`` (``λE · mean_graphs(w (ΔE/N)²) + λF ·
+    mean_components(w ΔF²)``, configuration weights w = 1 here); its weights λE, λF are device
+    tensors (``energy_weight``, ``forces_weight``); set them with :meth:`set_loss_weights`.  The learning rate of every parameter group is a device tensor too
     (the optimiser must be made with ``capturable=True`` for graphs); set it with :meth:`set_lr`.
     """
 
@@ -94,8 +101,8 @@ class StepRunner:
         self.use_graph = use_graph
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
-        self.energy_weight = torch.zeros((), device=device, dtype=dtype)
-        self.forces_weight = torch.zeros((), device=device, dtype=dtype)
+        self.loss = WeightedEnergyForcesLoss(0.0, 0.0).to(device=device, dtype=dtype)
+        self.energy_weight, self.forces_weight = self.loss.energy_weight, self.loss.forces_weight
         self.graph: torch.cuda.CUDAGraph | None = None
         self.graph_batch_size: int | None = None
         self.static: dict[str, torch.Tensor] | None = None
@@ -121,7 +128,7 @@ class StepRunner:
 
     def _step_body(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pred = self.model(batch, training=True, compute_force=True)
-        loss = loss_function(pred, batch, self.energy_weight, self.forces_weight)
+        loss = self.loss(Fields(batch), pred)
         loss.backward()
         if self.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)

@@ -69,7 +69,6 @@ from acecourse.training.data import (
 from acecourse.training.model import build_model, count_parameters, parameter_groups, to_cueq
 from acecourse.training.schedules import CycleSchedule, Schedule, make_schedule
 from acecourse.training.steps import EMA, StepRunner
-from acecourse.training.trainer_loss import loss_function  # noqa: F401 (re-export)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRIC_FIELDS = [
