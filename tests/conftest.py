@@ -12,6 +12,11 @@ ACECOURSE_TOC
     ``scripts/toc_existing.py``).
 ACECOURSE_CELL_TIMEOUT
     Per-cell timeout of notebook execution in seconds (default 1200).
+ACECOURSE_TEST_THREADS
+    Threads of torch (and OpenMP, for the processes the tests start) during the unit tests
+    (default 1).  Their models are tiny: a second thread gains little, and on a machine whose
+    other core is busy the two threads wait on each other (the window and training tests ran
+    2-3 times slower with two).  The notebooks run with the machine's default.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ TEST_SRC = BUILD_ROOT / "test_src"  # book sources with the executed notebooks
 TEST_HTML = TEST_SRC / "_build" / "html"
 ARTIFACTS = ROOT / "test-artifacts"
 CELL_TIMEOUT = int(os.environ.get("ACECOURSE_CELL_TIMEOUT", "1200"))
+UNIT_THREADS = os.environ.get("ACECOURSE_TEST_THREADS", "1")
 DOC_SUFFIXES = (".ipynb", ".md")
 
 STAGE_ORDER = {"unit tests": 0, "notebooks": 1, "browser test": 2}
@@ -140,6 +146,28 @@ def pytest_collection_modifyitems(
 ) -> None:
     # Unit tests first, then the notebooks, then the site built from them (stable sort).
     items.sort(key=lambda item: STAGE_ORDER[stage_of(item)])
+
+
+_DEFAULT_THREADS: dict[str, object] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Unit tests (and their module fixtures) run with ``ACECOURSE_TEST_THREADS`` threads."""
+    import torch
+
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.update(torch=torch.get_num_threads(),
+                                omp=os.environ.get("OMP_NUM_THREADS"))  # fmt: skip
+    if stage_of(item) == "unit tests":
+        torch.set_num_threads(int(UNIT_THREADS))
+        os.environ["OMP_NUM_THREADS"] = UNIT_THREADS
+    else:
+        torch.set_num_threads(_DEFAULT_THREADS["torch"])
+        if _DEFAULT_THREADS["omp"] is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = _DEFAULT_THREADS["omp"]
 
 
 @pytest.hookimpl(hookwrapper=True)
