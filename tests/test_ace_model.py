@@ -1,5 +1,10 @@
 """Tests of the linear ACE model: descriptor Jacobian, symmetry of forces, exact recovery by ridge."""
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -183,6 +188,9 @@ def test_learning_curve_records_grid_counts_and_rank():
         learning_curve(d, frames[:8], frames[8:11], frames[11:], [4], [], [1.0])
 
 
+FIT_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ace_fit.py"
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -192,15 +200,27 @@ def test_learning_curve_records_grid_counts_and_rank():
         (["--rank-frames", "-1"], "--rank-frames"),
     ],
 )
-def test_fit_script_rejects_bad_arguments_with_one_line(arguments, message):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_fit_script_rejects_bad_arguments_with_one_line(arguments, message, monkeypatch, capsys,
+                                                        tmp_path):  # fmt: skip
+    """The script's main() in this process (the script itself runs in the test below)."""
+    spec = importlib.util.spec_from_file_location("ace_fit", FIT_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # --output: should a check ever let the arguments through, no committed file is written
+    monkeypatch.setattr(sys, "argv", [str(FIT_SCRIPT), *arguments, "--output",
+                                      str(tmp_path / "fit.json")])  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        script.main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == ""
+    assert err.strip().splitlines()[-1].startswith("ace_fit.py: error: " + message)
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "ace_fit.py"
+
+def test_fit_script_runs_as_a_script_and_rejects_with_one_line(tmp_path):
     run = subprocess.run(
-        [sys.executable, str(script), *arguments], check=False, capture_output=True, text=True
-    )
+        [sys.executable, str(FIT_SCRIPT), "--ridges", "0", "--output", str(tmp_path / "f.json")],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
     assert run.returncode == 2 and run.stdout == ""
     last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("ace_fit.py: error: " + message)
+    assert last.startswith("ace_fit.py: error: --ridges")
