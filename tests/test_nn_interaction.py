@@ -71,13 +71,21 @@ def test_potential_energy_invariant_forces_equivariant(molecule, l_max, edge_l_m
 def test_edge_degree_follows_feature_degree_unless_given():
     """Chapter 02/04's models tie the edge harmonics to L: tensor-product paths per layer."""
 
+    models = {}  # each model built once (e3nn compiles every tensor product)
+
+    def model_of(l_max, edge_l_max=None):
+        if (l_max, edge_l_max) not in models:
+            models[l_max, edge_l_max] = EquivariantPotential(
+                l_max=l_max, multiplicities=2, edge_l_max=edge_l_max
+            )
+        return models[l_max, edge_l_max]
+
     def paths(l_max, edge_l_max=None):
-        model = EquivariantPotential(l_max=l_max, multiplicities=2, edge_l_max=edge_l_max)
-        return [len(layer.tensor_product.instructions) for layer in model.layers]
+        layers = model_of(l_max, edge_l_max).layers
+        return [len(layer.tensor_product.instructions) for layer in layers]
 
     for l_max in (0, 1, 2):
-        model = EquivariantPotential(l_max=l_max, multiplicities=2)
-        assert model.irreps_sh == o3.Irreps.spherical_harmonics(l_max)
+        assert model_of(l_max).irreps_sh == o3.Irreps.spherical_harmonics(l_max)
     assert [paths(l_max) for l_max in (0, 1, 2)] == [[1, 1], [2, 4], [3, 11]]
     assert paths(2, edge_l_max=2) == paths(2) and paths(2, edge_l_max=1) == [2, 7]
     assert paths(1, edge_l_max=2) == [2, 5]
