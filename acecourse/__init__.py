@@ -3,8 +3,8 @@
 Subpackages follow mace-torch's split: ``maths`` (rotations, spherical harmonics, Wigner D,
 Clebsch-Gordan), ``ace`` (the atomic cluster expansion), ``nn`` (e3nn networks), ``mace`` (MACE
 rebuilt), ``data`` (datasets), ``training`` (the MACE training command), ``plotting`` (the
-course's figure style) and ``equivariance`` (the one equivariance checker), ``design_space`` (the sweep of chapter
-04/03); :data:`ARTIFACTS` is the folder of the course's recorded results.  Notebooks import from
+course's figure style), ``equivariance`` (the one equivariance checker) and ``design_space``
+(the sweep of chapter 04/03); :data:`ARTIFACTS` is the folder of the course's recorded results.  Notebooks import from
 here; nothing is copied.
 
 Importing the package also makes e3nn 0.4.4 importable under torch >= 2.6: e3nn loads its

@@ -5,7 +5,7 @@ install the course where it is not installed, for example in Google Colab opened
 button or in a notebook downloaded from the site::
 
     if __import__("importlib.util").util.find_spec("acecourse") is None:  # outside the
-        # course's environment (e.g. in Colab) install the course at this page's commit
+        # course's environment (e.g. in Colab) install the course at this page's version
         %pip install -qq git+https://github.com/OWNER/REPO@REF
 
 Everything a chapter reads comes with that install: the package, the rMD17 split it trains on
@@ -48,7 +48,7 @@ TAG = "acecourse-setup"
 TAGS = ["remove-cell", TAG]
 TEMPLATE = """\
 if __import__("importlib.util").util.find_spec("acecourse") is None:  # outside the
-    # course's environment (e.g. in Colab) install the course at this page's commit
+    # course's environment (e.g. in Colab) install the course at this page's version
     %pip install -qq git+{repo}@{ref}"""
 
 

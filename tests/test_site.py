@@ -135,6 +135,8 @@ INFRASTRUCTURE_PHRASES = (
     "ACECOURSE_CI",
     "an earlier version of this page",
     "platformdirs",
+    "borrowed GPU",
+    "start empty",
 )
 
 
