@@ -89,8 +89,9 @@ class StepRunner:
 
     The loss is mace-torch's ``WeightedEnergyForcesLoss`` (``λE · mean_graphs(w (ΔE/N)²) + λF ·
     mean_components(w ΔF²)``, configuration weights w = 1 here); its weights λE, λF are device
-    tensors (``energy_weight``, ``forces_weight``); set them with :meth:`set_loss_weights`.  The learning rate of every parameter group is a device tensor too
-    (the optimiser must be made with ``capturable=True`` for graphs); set it with :meth:`set_lr`.
+    tensors (``energy_weight``, ``forces_weight``); set them with :meth:`set_loss_weights`.
+    The learning rate of every parameter group is a device tensor too (the optimiser must be
+    made with ``capturable=True`` for graphs); set it with :meth:`set_lr`.
     """
 
     def __init__(self, model, optimizer, ema: EMA, clip_grad: float | None, use_graph: bool):
