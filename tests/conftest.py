@@ -17,6 +17,13 @@ ACECOURSE_TEST_THREADS
     (default 1).  Their models are tiny: a second thread gains little, and on a machine whose
     other core is busy the two threads wait on each other (the window and training tests ran
     2-3 times slower with two).  The notebooks run with the machine's default.
+
+Background jobs
+---------------
+A unit test whose cost is a process of its own (a fresh interpreter that imports torch and mace,
+a script) marks it ``@pytest.mark.background(job=job)``: ``job()`` starts when collection ends, in
+one background thread, and the test reads its result from the ``background`` fixture.  The
+processes use a second core while the unit tests run on one thread.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,6 +60,7 @@ STAGE_ORDER = {"unit tests": 0, "notebooks": 1, "browser test": 2}
 STAGE_SECONDS: dict[str, float] = defaultdict(float)
 NOTEBOOK_SECONDS: dict[str, float] = {}
 NOTEBOOK_OK: dict[str, bool] = {}
+BACKGROUND_JOBS: dict[object, Future] = {}
 
 
 # --------------------------------------------------------------------------- table of contents
@@ -148,7 +157,40 @@ def pytest_collection_modifyitems(
     items.sort(key=lambda item: STAGE_ORDER[stage_of(item)])
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # the selected tests' background jobs (after -k and -m have deselected theirs)
+    marks = [item.get_closest_marker("background") for item in session.items]
+    jobs = [m.kwargs["job"] for m in marks if m is not None]
+    if jobs:
+        _record_default_threads()  # the processes of the jobs are the unit tests' processes
+        os.environ["OMP_NUM_THREADS"] = UNIT_THREADS
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+        for job in dict.fromkeys(jobs):
+            BACKGROUND_JOBS[job] = pool.submit(job)
+        pool.shutdown(wait=False)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "background(job=f): f() runs in a background thread from the session's start"
+    )
+
+
+@pytest.fixture
+def background(request) -> object:
+    """The result of the test's ``background`` job (its exception, if it raised)."""
+    return BACKGROUND_JOBS[request.node.get_closest_marker("background").kwargs["job"]].result()
+
+
 _DEFAULT_THREADS: dict[str, object] = {}
+
+
+def _record_default_threads() -> None:
+    import torch
+
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.update(torch=torch.get_num_threads(),
+                                omp=os.environ.get("OMP_NUM_THREADS"))  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -156,9 +198,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Unit tests (and their module fixtures) run with ``ACECOURSE_TEST_THREADS`` threads."""
     import torch
 
-    if not _DEFAULT_THREADS:
-        _DEFAULT_THREADS.update(torch=torch.get_num_threads(),
-                                omp=os.environ.get("OMP_NUM_THREADS"))  # fmt: skip
+    _record_default_threads()
     if stage_of(item) == "unit tests":
         torch.set_num_threads(int(UNIT_THREADS))
         os.environ["OMP_NUM_THREADS"] = UNIT_THREADS

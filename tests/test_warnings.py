@@ -11,6 +11,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 TRAINING_PATH = """
 import warnings
 import numpy as np
@@ -50,8 +52,20 @@ def _plain_run(code: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_training_path_warns_nothing_a_learner_cannot_act_on() -> None:
-    result = _plain_run(TRAINING_PATH)
+def _filtered() -> subprocess.CompletedProcess:
+    return _plain_run(TRAINING_PATH)
+
+
+def _unfiltered() -> subprocess.CompletedProcess:
+    return _plain_run(
+        "import warnings, acecourse\n"
+        "warnings.resetwarnings(); warnings.simplefilter('default')\n" + TRAINING_PATH
+    )
+
+
+@pytest.mark.background(job=_filtered)
+def test_training_path_warns_nothing_a_learner_cannot_act_on(background) -> None:
+    result = background
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if "Warning:" in line]
     noise = [line for line in lines if any(n in line for n in NOISE)]
@@ -85,13 +99,10 @@ def test_filters_are_narrow() -> None:
     ], shown
 
 
-def test_the_noise_exists_without_the_filters() -> None:
+@pytest.mark.background(job=_unfiltered)
+def test_the_noise_exists_without_the_filters(background) -> None:
     """The check above can fail: without the course's filters, building the model warns."""
-    code = (
-        "import warnings, acecourse\n"
-        "warnings.resetwarnings(); warnings.simplefilter('default')\n" + TRAINING_PATH
-    )
-    result = _plain_run(code)
+    result = background
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TorchScript type system" in result.stderr
     assert "IProgress not found" in result.stderr
