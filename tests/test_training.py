@@ -195,13 +195,17 @@ def test_signal_pauses_and_the_resumed_run_is_the_same_run(tmp_path, monkeypatch
 @pytest.mark.parametrize(
     "setting, message",
     [
-        ("checkpoint_every=0", "setting checkpoint_every=0 must be a positive integer"),
-        ("lr=fast", 'setting lr="fast" must be a positive number'),
-        ("max_epochs=10.5", "setting max_epochs=10.5 must be a positive integer"),
-        ("at_wall=stop", 'setting at_wall="stop" must be pause or finish'),
-        ("device=gpu", 'setting device="gpu" must be auto, cpu or cuda'),
-        ("n_valid=1000", "setting n_valid=1000 must be an integer from 1 to 999"),
-        ("radial_mlp=[16,0]", "setting radial_mlp=[16, 0] must be a list of positive integers"),
+        ("checkpoint_every=0", "setting checkpoint_every=0: input should be greater than or equal to 1"),
+        ("lr=fast", 'setting lr="fast": input should be a valid number'),
+        ("lr=-1", "setting lr=-1: input should be greater than 0"),
+        ("max_epochs=10.5", "setting max_epochs=10.5: input should be a valid integer"),
+        ("n_train=true", "setting n_train=true: input should be a valid integer"),
+        ("amsgrad=1", "setting amsgrad=1: input should be a valid boolean"),
+        ("at_wall=stop", "setting at_wall=\"stop\": input should be 'pause' or 'finish'"),
+        ("device=gpu", "setting device=\"gpu\": input should be 'auto', 'cpu' or 'cuda'"),
+        ("n_valid=1000", "setting n_valid=1000: input should be less than or equal to 999"),
+        ("radial_mlp=[16,0]",
+         "setting radial_mlp=[16, 0]: item 1: input should be greater than or equal to 1"),
     ],
 )
 def test_cli_rejects_bad_setting_values_in_one_line(tmp_path, capsys, setting, message):

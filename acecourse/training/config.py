@@ -3,81 +3,91 @@
 A profile is a :class:`TrainConfig`; ``full`` is the recipe for the MACE paper's rMD17 results
 (Batatia et al., 2022), each setting with its source (:data:`FULL_RECIPE`), and ``ci`` is the
 same code path shrunk to run on a laptop CPU in seconds.
-Any field can be overridden (``--set key=value`` on the command line).
+Any field can be overridden (``--set key=value`` on the command line).  Each field's type says
+what it accepts, and pydantic checks every value when a config is made (strict: no float for
+an integer, no string for a number).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+Count = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1)]
 
 
-@dataclass
+@dataclass(config=ConfigDict(strict=True))
 class TrainConfig:
     """Every setting of a training run.  Units: energies eV, lengths Å, times s."""
 
-    # data
-    n_train: int = 950
-    n_valid: int = 50
-    n_test: int | None = None  # None: all 1,000 test frames
-    split_seed: int = 1
-    data_dir: str | None = None
-    e0s: str = "mean_per_atom"  # or "least_squares" (mace's --E0s=average) or "zero"
+    # data (n_train + n_valid <= 1000: the training file of a split)
+    n_train: Annotated[int, Field(ge=1, le=998)] = 950
+    n_valid: Annotated[int, Field(ge=1, le=999)] = 50
+    n_test: Annotated[int, Field(ge=1, le=1000)] | None = None  # None: all 1,000 test frames
+    split_seed: Count = 1
+    data_dir: Text | None = None
+    # "least_squares" is mace's --E0s=average
+    e0s: Literal["mean_per_atom", "least_squares", "zero"] = "mean_per_atom"
     # model (mace.modules.ScaleShiftMACE)
-    r_max: float = 5.0
-    num_bessel: int = 8
-    num_polynomial_cutoff: int = 5
-    max_ell: int = 3
-    num_interactions: int = 2
-    hidden_irreps: str = "256x0e+256x1o+256x2e"
-    mlp_irreps: str = "16x0e"
-    radial_mlp: list[int] = field(default_factory=lambda: [64, 64, 64])
-    correlation: int = 3
+    r_max: Positive = 5.0
+    num_bessel: PositiveInt = 8
+    num_polynomial_cutoff: PositiveInt = 5
+    max_ell: Count = 3
+    num_interactions: PositiveInt = 2
+    hidden_irreps: Text = "256x0e+256x1o+256x2e"
+    mlp_irreps: Text = "16x0e"
+    radial_mlp: Annotated[list[PositiveInt], Field(min_length=1)] = dataclasses.field(
+        default_factory=lambda: [64, 64, 64]
+    )
+    correlation: PositiveInt = 3
     use_reduced_cg: bool = False
     # optimisation
-    seed: int = 123
-    dtype: str = "float32"
-    batch_size: int = 5
-    valid_batch_size: int = 50
-    lr: float = 0.01
-    weight_decay: float = 5e-7
+    seed: Count = 123
+    dtype: Literal["float32", "float64"] = "float32"
+    batch_size: PositiveInt = 5
+    valid_batch_size: PositiveInt = 50
+    lr: Positive = 0.01
+    weight_decay: NonNegative = 5e-7
     amsgrad: bool = True
-    energy_weight: float = 1.0
-    forces_weight: float = 1000.0
-    scheduler_patience: int = 50
-    lr_factor: float = 0.8
-    ema_decay: float = 0.99
-    max_epochs: int = 1000
-    clip_grad: float | None = 10.0
+    energy_weight: NonNegative = 1.0
+    forces_weight: NonNegative = 1000.0
+    scheduler_patience: Count = 50  # epochs
+    lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    ema_decay: Fraction = 0.99
+    max_epochs: PositiveInt = 1000
+    clip_grad: Positive | None = 10.0
     # stage two (mace's "swa"/"stage_two"): from this epoch on, new loss weights and lr
-    stage_two_start: int | None = 800
-    stage_two_lr: float = 1e-3
-    stage_two_energy_weight: float = 1000.0
-    stage_two_forces_weight: float = 100.0
+    stage_two_start: Count | None = 800
+    stage_two_lr: Positive = 1e-3
+    stage_two_energy_weight: NonNegative = 1000.0
+    stage_two_forces_weight: NonNegative = 100.0
     # learning-rate schedule (acecourse.training.schedules): "plateau" (the paper's
     # reduce-on-plateau with stage two from stage_two_start) or "cycle" (one warm-restart cycle:
     # linear warm-up to lr, cosine to cycle_min_lr at max_epochs, the last stage_two_fraction of
     # the epochs in stage two)
-    schedule: str = "plateau"
-    warmup_epochs: int = 5
-    cycle_min_lr: float = 1e-5
-    stage_two_fraction: float = 0.2
+    schedule: Literal["plateau", "cycle"] = "plateau"
+    warmup_epochs: Count = 5
+    cycle_min_lr: NonNegative = 1e-5
+    stage_two_fraction: Fraction = 0.2
     # start from trained weights (a run's model.pt.gz) instead of a random initialisation
-    init_weights: str | None = None
+    init_weights: Text | None = None
     # execution
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    backend: str = "e3nn"  # "e3nn" or "cueq" (mace-torch's cuEquivariance path; GPU)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["e3nn", "cueq"] = "e3nn"  # cueq: mace-torch's cuEquivariance path (GPU)
     cuda_graph: bool = False  # record the training step as a CUDA graph (GPU, static batches)
-    checkpoint_every: int = 5  # epochs
-    max_wall_s: float | None = None  # stop cleanly (with a checkpoint) after this many seconds
-    at_wall: str = "pause"  # at max_wall_s: "pause" (resumable) or "finish" (evaluate and end)
+    checkpoint_every: PositiveInt = 5  # epochs
+    max_wall_s: Positive | None = None  # stop cleanly (with a checkpoint) after this long
+    at_wall: Literal["pause", "finish"] = "pause"  # at max_wall_s: resumable, or evaluate and end
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,8 +202,8 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     Raises
     ------
     ValueError
-        Unknown profile, unknown setting, or a value the setting does not accept (a one-line
-        message: ``setting lr="fast" must be a positive number``).
+        Unknown profile, unknown setting, or a value the setting does not accept (one line:
+        ``setting lr="fast": input should be a valid number``).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
@@ -202,145 +212,17 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     for key, value in (overrides or {}).items():
         if key not in names:
             raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(names))}")
-        values[key] = value
-    for key, value in values.items():
-        values[key] = check_setting(key, value)
-    return TrainConfig(**values)
-
-
-def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError
-        if value < minimum or (maximum is not None and value > maximum):
-            raise TypeError
-        return int(value)
-
-    return check
-
-
-def _number(low: float = -math.inf, high: float = math.inf, open_low: bool = False) -> Callable:
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError
-        value = float(value)
-        if not (
-            math.isfinite(value) and (value > low if open_low else value >= low) and value < high
-        ):
-            raise TypeError
-        return value
-
-    return check
-
-
-def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else check(value)
-
-
-def _choice(*options: str) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if value not in options:
-            raise TypeError
-        return value
-
-    return check
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError
-    return value
-
-
-def _int_list(value: Any) -> list[int]:
-    if not isinstance(value, list | tuple) or not value:
-        raise TypeError
-    return [_integer(1)(v) for v in value]
-
-
-# What every setting accepts: (check, description for the error message).
-_RULES: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "n_train": (_integer(1, 998), "an integer from 1 to 998 (n_train + n_valid <= 1000)"),
-    "n_valid": (_integer(1, 999), "an integer from 1 to 999"),
-    "n_test": (_optional(_integer(1, 1000)), "an integer from 1 to 1000, or null (all 1,000)"),
-    "split_seed": (_integer(0), "a non-negative integer"),
-    "data_dir": (_optional(_text), "a folder or null"),
-    "e0s": (
-        _choice("mean_per_atom", "least_squares", "zero"),
-        "mean_per_atom, least_squares or zero",
-    ),
-    "r_max": (_number(0.0, open_low=True), "a positive number (Å)"),
-    "num_bessel": (_integer(1), "a positive integer"),
-    "num_polynomial_cutoff": (_integer(1), "a positive integer"),
-    "max_ell": (_integer(0), "a non-negative integer"),
-    "num_interactions": (_integer(1), "a positive integer"),
-    "hidden_irreps": (_text, "an irreps string such as 8x0e+8x1o"),
-    "mlp_irreps": (_text, "an irreps string such as 16x0e"),
-    "radial_mlp": (_int_list, "a list of positive integers such as [64,64,64]"),
-    "correlation": (_integer(1), "a positive integer"),
-    "use_reduced_cg": (_flag, "true or false"),
-    "seed": (_integer(0), "a non-negative integer"),
-    "dtype": (_choice("float32", "float64"), "float32 or float64"),
-    "batch_size": (_integer(1), "a positive integer"),
-    "valid_batch_size": (_integer(1), "a positive integer"),
-    "lr": (_number(0.0, open_low=True), "a positive number"),
-    "weight_decay": (_number(0.0), "a non-negative number"),
-    "amsgrad": (_flag, "true or false"),
-    "energy_weight": (_number(0.0), "a non-negative number"),
-    "forces_weight": (_number(0.0), "a non-negative number"),
-    "scheduler_patience": (_integer(0), "a non-negative integer (epochs)"),
-    "lr_factor": (_number(0.0, 1.0, open_low=True), "a number between 0 and 1"),
-    "ema_decay": (_number(0.0, 1.0), "a number in [0, 1)"),
-    "max_epochs": (_integer(1), "a positive integer"),
-    "clip_grad": (_optional(_number(0.0, open_low=True)), "a positive number or null"),
-    "stage_two_start": (_optional(_integer(0)), "a non-negative integer (epoch) or null"),
-    "stage_two_lr": (_number(0.0, open_low=True), "a positive number"),
-    "stage_two_energy_weight": (_number(0.0), "a non-negative number"),
-    "stage_two_forces_weight": (_number(0.0), "a non-negative number"),
-    "schedule": (_choice("plateau", "cycle"), "plateau or cycle"),
-    "warmup_epochs": (_integer(0), "a non-negative integer (epochs)"),
-    "cycle_min_lr": (_number(0.0), "a non-negative number"),
-    "stage_two_fraction": (_number(0.0, 1.0), "a number in [0, 1)"),
-    "init_weights": (_optional(_text), "a model.pt.gz file or null"),
-    "device": (_choice("auto", "cpu", "cuda"), "auto, cpu or cuda"),
-    "backend": (_choice("e3nn", "cueq"), "e3nn or cueq"),
-    "cuda_graph": (_flag, "true or false"),
-    "checkpoint_every": (_integer(1), "a positive integer (epochs)"),
-    "max_wall_s": (_optional(_number(0.0, open_low=True)), "a positive number (s) or null"),
-    "at_wall": (_choice("pause", "finish"), "pause or finish"),
-    "progress": (_flag, "true or false"),
-}
-assert set(_RULES) == {f.name for f in dataclasses.fields(TrainConfig)}, "a setting without a rule"
-
-
-def check_setting(name: str, value: Any) -> Any:
-    """Check one setting's value and return it normalised (ints as int, numbers as float).
-
-    Raises
-    ------
-    ValueError
-        One line naming the setting, the value and what it accepts.
-    """
-    check, description = _RULES[name]
+        values[key] = value.item() if isinstance(value, np.generic) else value  # numpy scalars
     try:
-        return check(value)
-    except (TypeError, ValueError):
-        shown = json.dumps(value) if _jsonable(value) else repr(value)
-        raise ValueError(f"setting {name}={shown} must be {description}") from None
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+        return TrainConfig(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name, *item = first["loc"]
+        value = values[name]
+        shown = json.dumps(value, default=repr)
+        where = f"item {item[0]}: " if item else ""
+        message = first["msg"][0].lower() + first["msg"][1:]
+        raise ValueError(f"setting {name}={shown}: {where}{message}") from None
 
 
 def held_out_test_indices(config: TrainConfig) -> np.ndarray:

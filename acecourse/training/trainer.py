@@ -169,6 +169,11 @@ CARRIED_DISTRIBUTIONS = (
     "platformdirs",
     "cuequivariance",
     "cuequivariance-torch",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-inspection",
+    "typing-extensions",
 )
 """The packages ``scripts/device/make_carry.sh`` carries to the GPU machine as wheels (pinned
 there); a run records the version of each one it finds installed."""
