@@ -10,12 +10,16 @@ keep the old value).  A numbered tiny book checks that an unchanged rebuild rewr
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
+import pytest
 import yaml
 from conftest import ROOT
 
@@ -104,34 +108,51 @@ def build(root: Path) -> tuple[int, int, int]:
     return status, *(p.read_text().count("run") if p.exists() else 0 for p in counts)
 
 
-def page(root: Path, name: str) -> str:
-    return (root / "_build" / "html" / f"{name}.html").read_text()
+def _input_changes() -> dict[str, object]:
+    """A tiny book through a package change, a failing notebook, an unchanged rebuild of it, and
+    the fix with a script module and a data file changed too: each build's exit status and run
+    counts, and the pages' text after it."""
+    root = Path(tempfile.mkdtemp(prefix="book_cache_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    make_book(root)
+    steps = {}
+
+    def step(name: str, files: dict[str, str]) -> None:
+        write_files(root, files)
+        pages = [root / "_build" / "html" / f"{n}.html" for n in ("nb", "ch/nb2")]
+        steps[name] = (build(root), *(p.read_text() if p.exists() else "" for p in pages))
+
+    step("first", {})
+    step("unchanged", {})
+    step("package", {"tinypkg/__init__.py": "VALUE = 2\n"})
+    step("broken", {"tinypkg/__init__.py": "raise RuntimeError('broken package')\n"})
+    step("broken again", {})
+    fixed = {"tinypkg/__init__.py": "VALUE = 3\n", "tools/helper.py": "HELP = 2\n"}
+    step("fixed", {**fixed, "data/v.txt": "2\n"})
+    return steps
 
 
+@pytest.mark.background(job=_input_changes)
 def test_every_notebook_runs_again_after_an_input_change_and_a_failure_is_not_cached(
-    tmp_path: Path,
+    background,
 ) -> None:
     """A package change runs both notebooks again; a notebook that fails runs again in the next
     unchanged build (Sphinx's incremental build must not hide a failure); a change of a script
     module and of a data file shows on the page.  Each build costs seconds, so one book goes
     through all of it (``test_fingerprint_follows_every_input_file`` checks each input alone)."""
-    make_book(tmp_path)
-    assert build(tmp_path) == (0, 1, 1)
-    assert build(tmp_path) == (0, 1, 1)  # nothing changed: outputs from the cache
-    (tmp_path / "tinypkg/__init__.py").write_text("VALUE = 2\n")
-    assert build(tmp_path) == (0, 2, 2)  # both notebooks import the package
-    assert "value=2" in page(tmp_path, "nb") and "value=2" in page(tmp_path, "ch/nb2")
-    (tmp_path / "tinypkg/__init__.py").write_text("raise RuntimeError('broken package')\n")
-    status, *runs = build(tmp_path)
+    (status, *runs), _, _ = background["first"]
+    assert (status, *runs) == (0, 1, 1)
+    assert background["unchanged"][0] == (0, 1, 1)  # nothing changed: outputs from the cache
+    counts, nb, nb2 = background["package"]
+    assert counts == (0, 2, 2)  # both notebooks import the package
+    assert "value=2" in nb and "value=2" in nb2
+    (status, *runs), _, _ = background["broken"]
     assert (status != 0, runs) == (True, [3, 3])
-    status, *runs = build(tmp_path)
+    (status, *runs), _, _ = background["broken again"]
     assert (status != 0, runs) == (True, [4, 4])  # a failed notebook is not cached
-    (tmp_path / "tinypkg/__init__.py").write_text("VALUE = 3\n")
-    (tmp_path / "tools/helper.py").write_text("HELP = 2\n")
-    (tmp_path / "data/v.txt").write_text("2\n")
-    assert build(tmp_path) == (0, 5, 5)
-    assert "value=3" in page(tmp_path, "nb")
-    assert "help=2 value=3" in page(tmp_path, "ch/nb2") and "data=2" in page(tmp_path, "ch/nb2")
+    counts, nb, nb2 = background["fixed"]
+    assert counts == (0, 5, 5)
+    assert "value=3" in nb and "help=2 value=3" in nb2 and "data=2" in nb2
 
 
 def test_unchanged_rebuild_of_numbered_parts_rewrites_no_page(tmp_path: Path) -> None:
