@@ -23,7 +23,8 @@ Background jobs
 A unit test whose cost is a process of its own (a fresh interpreter that imports torch and mace,
 a script) marks it ``@pytest.mark.background(job=job)``: ``job()`` starts when collection ends, in
 one background thread, and the test reads its result from the ``background`` fixture.  The
-processes use a second core while the unit tests run on one thread.
+processes use a second core while the unit tests run on one thread; the tests that read a job
+run at the end of the unit tests.
 """
 
 from __future__ import annotations
@@ -153,8 +154,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config, items: list[pytest.Item]
 ) -> None:
-    # Unit tests first, then the notebooks, then the site built from them (stable sort).
-    items.sort(key=lambda item: STAGE_ORDER[stage_of(item)])
+    # Unit tests first, then the notebooks, then the site built from them (stable sort); the
+    # unit tests that read a background job last, so that the jobs run while the others do.
+    items.sort(
+        key=lambda item: (STAGE_ORDER[stage_of(item)], bool(item.get_closest_marker("background")))
+    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
