@@ -24,7 +24,9 @@ A unit test whose cost is a process of its own (a fresh interpreter that imports
 a script) marks it ``@pytest.mark.background(job=job)``: ``job()`` starts when collection ends, in
 one background thread, and the test reads its result from the ``background`` fixture.  The
 processes use a second core while the unit tests run on one thread; the tests that read a job
-run at the end of the unit tests.
+run at the end of the unit tests.  A job's processes take ``BACKGROUND_ENV`` (the session's
+environment as the jobs start) and a working directory of their own: the unit tests running
+meanwhile may change both.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ STAGE_SECONDS: dict[str, float] = defaultdict(float)
 NOTEBOOK_SECONDS: dict[str, float] = {}
 NOTEBOOK_OK: dict[str, bool] = {}
 BACKGROUND_JOBS: dict[object, Future] = {}
+BACKGROUND_ENV: dict[str, str] = {}  # the environment of the jobs' processes
+_POOL: ThreadPoolExecutor | None = None
 
 
 # --------------------------------------------------------------------------- table of contents
@@ -163,15 +167,21 @@ def pytest_collection_modifyitems(
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # the selected tests' background jobs (after -k and -m have deselected theirs)
+    global _POOL
     marks = [item.get_closest_marker("background") for item in session.items]
     jobs = [m.kwargs["job"] for m in marks if m is not None]
-    if jobs:
+    if jobs and not session.config.option.collectonly:
         _record_default_threads()  # the processes of the jobs are the unit tests' processes
         os.environ["OMP_NUM_THREADS"] = UNIT_THREADS
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+        BACKGROUND_ENV.update(os.environ)  # not what a test monkeypatches while a job runs
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
         for job in dict.fromkeys(jobs):
-            BACKGROUND_JOBS[job] = pool.submit(job)
-        pool.shutdown(wait=False)
+            BACKGROUND_JOBS[job] = _POOL.submit(job)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    if _POOL is not None:  # a run that stopped early (-x, Ctrl-C) does not wait for the rest
+        _POOL.shutdown(wait=False, cancel_futures=True)
 
 
 def pytest_configure(config) -> None:

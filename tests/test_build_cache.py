@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import BACKGROUND_ENV, ROOT
 
 EXTENSIONS = ROOT / "book" / "_ext"
 sys.path.insert(0, str(EXTENSIONS))
@@ -98,11 +98,12 @@ def make_book(root: Path) -> None:
     )
 
 
-def build(root: Path) -> tuple[int, int, int]:
+def build(root: Path, env: dict[str, str] | None = None) -> tuple[int, int, int]:
     """``jupyter-book build``; return its exit status and how often each notebook ran so far."""
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root)]
     status = subprocess.run(
-        [*command, "-W", "-n", "--keep-going"], cwd=root, capture_output=True, check=False
+        [*command, "-W", "-n", "--keep-going"], cwd=root, capture_output=True, check=False,
+        env=env,
     ).returncode
     counts = [root / name for name in ("runs.txt", "runs2.txt")]
     return status, *(p.read_text().count("run") if p.exists() else 0 for p in counts)
@@ -120,7 +121,7 @@ def _input_changes() -> dict[str, object]:
     def step(name: str, files: dict[str, str]) -> None:
         write_files(root, files)
         pages = [root / "_build" / "html" / f"{n}.html" for n in ("nb", "ch/nb2")]
-        steps[name] = (build(root), *(p.read_text() if p.exists() else "" for p in pages))
+        steps[name] = (build(root, BACKGROUND_ENV), *(p.read_text() if p.exists() else "" for p in pages))
 
     step("first", {})
     step("unchanged", {})

@@ -216,9 +216,13 @@ def test_cli_rejects_bad_setting_values_in_one_line(tmp_path, capsys, setting, m
 
 
 def test_make_config_normalises_numbers():
-    config = make_config("ci", {"lr": 1, "max_wall_s": 540, "correlation": np.int64(3)})
+    config = make_config(
+        "ci",
+        {"lr": 1, "max_wall_s": 540, "correlation": np.int64(3), "radial_mlp": (16, np.int64(8))},
+    )
     assert isinstance(config.lr, float) and config.max_wall_s == 540.0
     assert type(config.correlation) is int
+    assert config.radial_mlp == [16, 8] and all(type(n) is int for n in config.radial_mlp)
 
 
 SMALL_MODEL = Path(__file__).resolve().parents[1] / "artifacts/mace_ethanol/cpu_small/model.pt.gz"

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import BACKGROUND_JOBS  # the jobs started as the session starts
+from conftest import BACKGROUND_ENV, BACKGROUND_JOBS  # the jobs started as the session starts
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
@@ -87,7 +87,7 @@ def _device_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _device_env(tmp_path: Path, out: Path) -> dict:
+def _device_env(tmp_path: Path, out: Path, base: dict[str, str] | None = None) -> dict:
     """gpu.sh's environment on this machine: the wheels count as installed (this machine has the
     packages), ``python3`` is this interpreter, the ``ci`` profile."""
     shim, site = tmp_path / "shim", tmp_path / "site"
@@ -96,7 +96,8 @@ def _device_env(tmp_path: Path, out: Path) -> dict:
     (site / ".base").touch()
     (shim / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (shim / "python3").chmod(0o755)
-    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", SITE=str(site), OUT=str(out))
+    base = os.environ if base is None else base  # a background job: BACKGROUND_ENV
+    env = dict(base, PATH=f"{shim}:{base['PATH']}", SITE=str(site), OUT=str(out))
     env.pop("ACECOURSE_GIT_COMMIT", None)
     env.update(PROFILE="ci", RESERVE="5")
     return env
@@ -130,7 +131,7 @@ def _first_window() -> dict:
     log, midway = out / "window.log", {}
     with subprocess.Popen(
         ["bash", "scripts/device/gpu.sh", "window", "30", *SETTINGS],
-        cwd=repo, env=_device_env(tmp_path, out), stdout=subprocess.PIPE,
+        cwd=repo, env=_device_env(tmp_path, out, BACKGROUND_ENV), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     ) as proc, ThreadPoolExecutor(1) as pool:  # fmt: skip
         reader = pool.submit(proc.communicate, timeout=600)
@@ -490,7 +491,8 @@ def _isolated_benchmarks() -> dict:
     with tempfile.TemporaryDirectory(prefix="benchmark_") as tmp:
         done = subprocess.run(
             [sys.executable, "-c", ISOLATED_BENCHMARKS, json.dumps(dict(TINY, n_train=20)), tmp],
-            capture_output=True, text=True, check=True, timeout=600,
+            capture_output=True, text=True, check=True, timeout=600, env=BACKGROUND_ENV,
+            cwd=ROOT,
         )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -603,7 +605,8 @@ def _failing_window() -> dict:
         repo, out = _device_repo(Path(tmp)), Path(tmp) / "out"
         done = subprocess.run(
             ["bash", "scripts/device/gpu.sh", "window", "40", *SETTINGS, "lr=-1"],
-            cwd=repo, env=_device_env(Path(tmp), out), capture_output=True, text=True,
+            cwd=repo, env=_device_env(Path(tmp), out, BACKGROUND_ENV), capture_output=True,
+            text=True,
             timeout=300, check=False,
         )  # fmt: skip
         files = _files(out)

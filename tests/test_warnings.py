@@ -6,12 +6,12 @@ Colab or a learner's kernel: no ``PYTHONWARNINGS``, no kernel settings of the bo
 warning shown once per place (``-W default``, so that deprecations are not hidden either).
 """
 
-import os
 import subprocess
 import sys
 import warnings
 
 import pytest
+from conftest import BACKGROUND_ENV, ROOT
 
 TRAINING_PATH = """
 import warnings
@@ -40,7 +40,7 @@ NOISE = (
 
 
 def _plain_run(code: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS",)}
+    env = {k: v for k, v in BACKGROUND_ENV.items() if k not in ("PYTHONWARNINGS",)}
     env = {k: v for k, v in env.items() if not k.startswith("ACECOURSE_")}
     env.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     return subprocess.run(
@@ -49,6 +49,7 @@ def _plain_run(code: str) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         check=False,
+        cwd=ROOT,
     )
 
 

@@ -62,7 +62,7 @@ class TrainConfig:
     energy_weight: NonNegative = 1.0
     forces_weight: NonNegative = 1000.0
     scheduler_patience: Count = 50  # epochs
-    lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    lr_factor: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.8
     ema_decay: Fraction = 0.99
     max_epochs: PositiveInt = 1000
     clip_grad: Positive | None = 10.0
@@ -196,6 +196,13 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _plain(value: Any) -> Any:
+    """Numpy scalars as Python numbers and tuples as lists, inside lists too."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Build a :class:`TrainConfig` from a profile name and overrides.
 
@@ -212,7 +219,7 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     for key, value in (overrides or {}).items():
         if key not in names:
             raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(names))}")
-        values[key] = value.item() if isinstance(value, np.generic) else value  # numpy scalars
+        values[key] = _plain(value)
     try:
         return TrainConfig(**values)
     except ValidationError as err:
