@@ -50,7 +50,7 @@ install() {  # every failure returns non-zero (set -e does not act inside `insta
     touch "$SITE/.base"
   fi
   if [ -f .carry/wheels.txt ]; then echo "carried: $(tr '\n' ' ' < .carry/wheels.txt)"; fi
-  python3 -c "import torch, e3nn, mace; print('torch', torch.__version__, '| e3nn', e3nn.__version__, \
+  python3 -c "import torch, e3nn, mace, pydantic; print('torch', torch.__version__, '| e3nn', e3nn.__version__, \
 '| mace', mace.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" \
     || { echo "error: the installed packages do not import" >&2; return 2; }
   echo "installed after $(( $(date +%s) - T0 )) s; commit ${ACECOURSE_GIT_COMMIT:-unknown}"
