@@ -4,6 +4,7 @@ profile."""
 
 from __future__ import annotations
 
+import ast
 import atexit
 import csv
 import itertools
@@ -792,6 +793,76 @@ def test_a_window_writes_no_checkpoint(tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert "checkpoint.pt" not in names and {"metrics.csv", "run.json", "model.pt.gz"} <= names
     assert json.loads((tmp_path / "run.json").read_text())["checkpoints"] is False
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _imported_distributions(*entry_points: Path) -> set[str]:
+    """The distributions whose modules the course's code imports from ``entry_points`` on,
+    anywhere in a module (function-level imports too), following ``acecourse`` modules."""
+    from importlib import metadata
+
+    files, seen, tops = list(entry_points), set(), set()
+    while files:
+        path = files.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != "acecourse":
+                    tops.add(parts[0])
+                    continue
+                for i in range(1, len(parts) + 1):  # each package on the way, and the module
+                    base = ROOT.joinpath(*parts[:i])
+                    files += [f for f in (base / "__init__.py", base.with_suffix(".py"))
+                              if f.is_file()]  # fmt: skip
+    tops -= set(sys.stdlib_module_names) | {"window"}
+    found = metadata.packages_distributions()
+    return {_norm(d) for top in tops for d in found.get(top, [top])}
+
+
+def test_every_package_a_window_imports_is_on_the_image_or_carried():
+    """The GPU machine starts from its image: a package the window or the benchmark imports
+    that is neither there nor carried stops the window at its first import (pooch, once).
+    Packages the carried ones require must be there too, but for ``python-hostlist``, which
+    mace-torch imports only for distributed runs on SLURM."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    image = {_norm(line) for line in (ROOT / "scripts/device/image_packages.txt").read_text()
+             .splitlines() if line.strip() and not line.startswith("#")}  # fmt: skip
+    text = (ROOT / "scripts/device/make_carry.sh").read_text()
+    carried = {_norm(b.split("==")[0])
+               for b in re.search(r"^BASE=\(([^)]*)\)", text, re.MULTILINE).group(1).split()}
+    entry_points = [ROOT / "scripts/device/window.py", ROOT / "acecourse/training/__main__.py"]
+    needed = _imported_distributions(*entry_points)
+    assert {"torch", "mace-torch", "pydantic", "pooch"} <= needed  # the check sees them
+    assert sorted(needed - image - carried) == []
+    missing, todo, done = set(), sorted(needed & carried), set()
+    while todo:  # what the carried packages require, through the carried ones
+        name = todo.pop()
+        done.add(name)
+        for text in metadata.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            dep = _norm(req.name)
+            if dep in carried and dep not in done:
+                todo.append(dep)
+            elif dep not in image | carried:
+                missing.add(dep)
+    assert sorted(missing) == ["python-hostlist"]
 
 
 def test_carried_wheels_are_pinned_to_the_course_pins():

@@ -174,6 +174,7 @@ CARRIED_DISTRIBUTIONS = (
     "annotated-types",
     "typing-inspection",
     "typing-extensions",
+    "pooch",
 )
 """The packages ``scripts/device/make_carry.sh`` carries to the GPU machine as wheels (pinned
 there); a run records the version of each one it finds installed."""

@@ -6,8 +6,9 @@
 #   .carry/whl/      the wheels pinned in BASE, for Python 3.12, x86-64 (~7 MB): mace-torch,
 #                    e3nn and ase at the course's pins (requirements.txt), their other
 #                    dependencies at the versions of the course's environment, platformdirs,
-#                    cuequivariance(-torch) 0.13 (pure Python) and pydantic (acecourse's
-#                    settings) with its dependencies; a wheel of another version is
+#                    cuequivariance(-torch) 0.13 (pure Python), pydantic (acecourse's
+#                    settings) with its dependencies and pooch (acecourse.data), neither of
+#                    them on the image (image_packages.txt); a wheel of another version is
 #                    removed (two versions of one package stop the install)
 #   .carry/wheels.txt  name==version of every carried wheel (gpu.sh prints it; a run records
 #                    the versions it finds installed in run.json)
@@ -22,7 +23,7 @@ BASE=(mace-torch==0.3.16 e3nn==0.4.4 ase==3.29.0 opt-einsum-fx==0.1.4 configargp
       gitpython==3.2.1 gitdb==4.0.12 smmap==5.0.3 lmdb==3.0.0 matscipy==1.3.1 orjson==3.13.0
       prettytable==3.18.0 wcwidth==0.9.4 torch-ema==0.3 platformdirs==4.14.8
       cuequivariance==0.13.0 cuequivariance-torch==0.13.0 pydantic==2.14.4 pydantic-core==2.50.5
-      annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0)
+      annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 pooch==1.9.0)
 PLAT=(--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_24_x86_64
       --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64
       --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64 --platform manylinux1_x86_64)
