@@ -151,49 +151,18 @@ def git_commit() -> str:
         return os.environ.get("ACECOURSE_GIT_COMMIT", "unknown")
 
 
-CARRIED_DISTRIBUTIONS = (
-    "mace-torch",
-    "e3nn",
-    "ase",
-    "opt-einsum-fx",
-    "configargparse",
-    "gitpython",
-    "gitdb",
-    "smmap",
-    "lmdb",
-    "matscipy",
-    "orjson",
-    "prettytable",
-    "wcwidth",
-    "torch-ema",
-    "platformdirs",
-    "cuequivariance",
-    "cuequivariance-torch",
-    "pydantic",
-    "pydantic-core",
-    "annotated-types",
-    "typing-inspection",
-    "typing-extensions",
-    "pooch",
-)
-"""The packages ``scripts/device/make_carry.sh`` carries to the GPU machine as wheels (pinned
-there); a run records the version of each one it finds installed."""
-
-
 def software_versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on, and of every carried package installed."""
+    """Python's version, CUDA's (with a GPU), and the version of every installed distribution
+    whose modules the run has imported so far (torch, mace-torch, e3nn, ...)."""
     from importlib import metadata
 
-    versions = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-    for name in CARRIED_DISTRIBUTIONS:
-        try:
+    imported = {name.partition(".")[0] for name in list(sys.modules)}
+    names = {d for top, dists in metadata.packages_distributions().items() if top in imported
+             for d in dists}  # fmt: skip
+    versions = {"python": platform.python_version()}
+    for name in sorted(names, key=str.lower):
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     if torch.cuda.is_available():
         versions["cuda"] = str(torch.version.cuda)
     return versions
