@@ -41,7 +41,7 @@ from functools import cache
 
 import numpy as np
 
-from acecourse.maths.spherical_harmonics import _complex_to_real
+from acecourse.maths.spherical_harmonics import complex_to_real_matrix
 
 __all__ = [
     "clebsch_gordan",
@@ -144,7 +144,7 @@ def _real_coupling(l1: int, l2: int, L: int) -> np.ndarray:
     if not triangle(l1, l2, L):
         raise ValueError(f"real_coupling_tensor: ({l1}, {l2}, {L}) violates |l1-l2| <= L <= l1+l2")
     C = _cg_tensor(l1, l2, L)
-    U1, U2, UL = _complex_to_real(l1), _complex_to_real(l2), _complex_to_real(L)
+    U1, U2, UL = (complex_to_real_matrix(l) for l in (l1, l2, L))
     T = np.einsum("ia,jb,kc,abc->ijk", U1.conj(), U2.conj(), UL, C)
     if (l1 + l2 + L) % 2 == 1:
         T = -1j * T  # purely imaginary for odd l1 + l2 + L
