@@ -11,14 +11,8 @@ Usage::
     python -m acecourse.design_space --out artifacts/phase04/sweep.json
     python -m acecourse.design_space --seeds 123 124 --max-epochs 30 --out /tmp/sweep.json
 
-The budget (``BUDGET``: 200 training frames, 60 epochs, the last fifth in stage two) was set
-by a calibration on the base point and its first seed, one torch thread
-(``artifacts/phase04/calibration.json``, described in ``artifacts/phase04/README.md``): 50 frames
-and 15 epochs, the budget of the earlier record ``sweep_50frames_15epochs.json``, give mean test
-force errors of 166-311 meV/A; 200 frames and 40 epochs gave 56 meV/A at the end of stage one,
-just below a third of the base point's 171, for 70 s of CPU time; 60 epochs lower the validation
-error at the end of stage one by a further 11 %.  The 35 runs of ``sweep.json`` at this budget
-took 48 CPU minutes.
+The budget (``BUDGET``) was set by a calibration on the base point:
+``artifacts/phase04/README.md`` describes it (``calibration.json``) and the committed records.
 
 The script writes one JSON file with one record per point and seed (``SEEDS``: model
 initialisation and batch order; the frames are the same for every run), rewritten after every
@@ -224,7 +218,6 @@ def step_cpu_ms(point: dict[str, int], budget: dict[str, Any], steps: int = 20,
     step in this thread when ``torch.get_num_threads() == 1``).  Returns the median and the
     minimum over ``steps`` steps after ``warmup`` untimed ones.
     """
-    from acecourse.training.data import make_batches as batches_of
     from acecourse.training.model import build_model, parameter_groups
     from acecourse.training.steps import EMA, StepRunner
     from acecourse.training.trainer import prepare_data
@@ -237,7 +230,7 @@ def step_cpu_ms(point: dict[str, int], budget: dict[str, Any], steps: int = 20,
     runner = StepRunner(model, optimizer, EMA(model.parameters(), config.ema_decay),
                         config.clip_grad, False)
     runner.set_loss_weights(config.energy_weight, config.forces_weight)
-    batches = batches_of(data["train"], torch.device("cpu"), getattr(torch, config.dtype))
+    batches = make_batches(data["train"], torch.device("cpu"), getattr(torch, config.dtype))
     n_batches = config.n_train // config.batch_size
     times = []
     for step in range(warmup + steps):
