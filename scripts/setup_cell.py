@@ -63,8 +63,10 @@ def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
 
 def cell_source(repo: str | None = None, ref: str | None = None) -> str:
     """The setup cell's text (``repo`` and ``ref`` default to ``_config.yml``'s)."""
-    config_repo, config_ref = repository() if repo is None or ref is None else (repo, ref)
-    return TEMPLATE.format(repo=repo or config_repo, ref=ref or config_ref)
+    if repo is None or ref is None:
+        config_repo, config_ref = repository()
+        repo, ref = repo or config_repo, ref or config_ref
+    return TEMPLATE.format(repo=repo, ref=ref)
 
 
 def _is_setup(cell: dict) -> bool:
@@ -76,7 +78,9 @@ def problems(nb: dict, text: str) -> list[str]:
     setups = [i for i, cell in enumerate(nb["cells"]) if _is_setup(cell)]
     if not setups:
         return ["no setup cell (tag acecourse-setup)"]
-    found = [f"{len(setups)} setup cells (cells {setups}): keep the first"][: len(setups) - 1]
+    found = []
+    if len(setups) > 1:
+        found.append(f"{len(setups)} setup cells (cells {setups}): keep the first")
     first_code = next(i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code")
     if setups[0] != first_code:
         found.append(f"the setup cell is cell {setups[0]}, not the first code cell ({first_code})")
@@ -116,19 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help="replace/insert the cell")
     action.add_argument("--check", action="store_true", help="exit 1 if a cell is not current")
     action.add_argument("--print", action="store_true", help="print the cell's text")
-    parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", help="table of contents")
-    parser.add_argument("--config", type=Path, default=ROOT / "_config.yml", help="book config")
     parser.add_argument("notebooks", nargs="*", type=Path, help="only these (default: all)")
     args = parser.parse_args(argv)
     try:
-        text = cell_source(*repository(args.config))
+        text = cell_source()
     except (OSError, ValueError, yaml.YAMLError) as error:
         parser.exit(2, f"setup_cell: error: {error}\n")
     if args.print:
         print(text)
         return 0
-    root = args.toc.resolve().parent
-    notebooks = toc_notebooks(root, args.toc)
+    root = ROOT
+    notebooks = toc_notebooks(root, root / "_toc.yml")
     if args.notebooks:
         named = {path.resolve() for path in args.notebooks}
         if unknown := named - {path.resolve() for path in notebooks}:

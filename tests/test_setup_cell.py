@@ -20,21 +20,20 @@ Run time: about 25 s (one pip install with a wheel build, a few Python start-ups
 
 from __future__ import annotations
 
+import atexit
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, toc_notebooks
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import setup_cell
-import source_commit  # book/_ext (on the path through conftest)
+import setup_cell  # scripts/ and book/_ext are on the path through conftest
+import source_commit
+from conftest import BACKGROUND_ENV, ROOT, toc_notebooks
 
 NOTEBOOKS = [n for n in toc_notebooks() if (ROOT / n).is_file()]
 
@@ -66,8 +65,14 @@ def test_toc_notebook_carries_the_current_setup_cell(notebook: str) -> None:
     nb = _read(ROOT / notebook)
     problems = setup_cell.problems(nb, setup_cell.cell_source())
     assert not problems, f"{notebook}: {problems} (run: python scripts/setup_cell.py --write)"
-    relative = [line for code in _code(nb) for line in code.splitlines() if '"../' in line]
+    relative = [line for code in _code(nb) for line in code.splitlines()
+                if re.search(r"""["']\.\.(/|["'])""", line)]  # "../x", '../x', Path("..")
     assert not relative, f"{notebook} reads files next to the chapter: {relative}"
+
+
+def test_check_command_passes_on_the_repository(capsys) -> None:
+    assert setup_cell.main(["--check"]) == 0
+    assert "setup cell current in all" in capsys.readouterr().out
 
 
 def test_cell_is_three_short_ruff_clean_lines_with_a_pip_magic(tmp_path) -> None:
@@ -187,11 +192,9 @@ def _fresh_environment(where: Path) -> Path:
     return python
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory) -> dict:
+def _sandbox(base: Path) -> dict:
     """A git repository with this tree's package, artifacts and pyproject.toml at one commit
     (and a later one on top); a fresh venv; a home and a working directory outside it."""
-    base = tmp_path_factory.mktemp("setup_cell")
     source = base / "repo"
     listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], check=True,
                             capture_output=True, text=True).stdout.split("\0")
@@ -209,9 +212,11 @@ def sandbox(tmp_path_factory) -> dict:
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "later"], check=True)
     for folder in "home", "work":
         (base / folder).mkdir()
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in BACKGROUND_ENV.items()
            if not k.startswith(("ACECOURSE_", "PIP_", "PYTHON", "VIRTUAL_ENV"))
            and k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}  # set here by mace-torch's import
+    # PIP_NO_BUILD_ISOLATION=0 turns build isolation *off* (a pip quirk): offline, the build
+    # backend comes from the environment instead of an isolated download
     env |= {"HOME": str(base / "home"), "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     return {"base": base, "repo": source.as_uri(), "commit": commit, "env": env,
@@ -231,13 +236,23 @@ def _run_cell(sandbox: dict, ref: str) -> dict[str, str]:
     return report
 
 
-def test_cell_installs_the_course_with_what_the_chapters_read(sandbox) -> None:
-    missing = _run_cell(sandbox, "0" * 12)  # a commit the repository does not have
+def _cell_runs() -> dict:
+    """The cell run at a commit the repository lacks, then at its commit, in a fresh venv."""
+    base = Path(tempfile.mkdtemp(prefix="setup_cell_"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    sandbox = _sandbox(base)
+    return {"missing": _run_cell(sandbox, "0" * 12),  # a commit the repository does not have
+            "report": _run_cell(sandbox, sandbox["commit"][:10]), "base": base}  # fmt: skip
+
+
+@pytest.mark.background(job=_cell_runs)
+def test_cell_installs_the_course_with_what_the_chapters_read(background) -> None:
+    missing = background["missing"]
     assert missing["INSTALLED"] == "none" and missing["EXIT"] != "0", missing["output"]
     assert "000000000000" in missing["output"]  # pip's error names the ref
 
-    report = _run_cell(sandbox, sandbox["commit"][:10])
-    purelib = str(sandbox["base"] / "fresh")
+    report = background["report"]
+    purelib = str(background["base"] / "fresh")
     assert report["EXIT"] == "0", report["output"]
     assert report.get("INSTALLED", "").startswith(purelib), report["output"]  # not this clone's
     assert report["ARTIFACTS"].startswith(purelib)

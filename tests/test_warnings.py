@@ -107,3 +107,41 @@ def test_the_noise_exists_without_the_filters(background) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TorchScript type system" in result.stderr
     assert "IProgress not found" in result.stderr
+
+
+WEBSITE_KERNEL_CODE = """
+import warnings
+import acecourse.mace  # imports mace-torch (and e3nn before it)
+from e3nn import o3
+o3.FullyConnectedTensorProduct('2x1o', '2x1o', '1x0e + 1x1e')
+warnings.warn('a warning of ours', UserWarning)
+"""
+
+
+def test_kernel_environment_keeps_existing_filters_and_puts_ours_last() -> None:
+    from kernel_env import WARNING_FILTERS, kernel_environment
+
+    env = kernel_environment({"PYTHONWARNINGS": "error::ResourceWarning"})
+    assert env["ACECOURSE_BOOK_BUILD"] == "1"
+    assert env["PYTHONWARNINGS"].split(",") == ["error::ResourceWarning", *WARNING_FILTERS]
+    for entry in WARNING_FILTERS:  # Python's -W syntax: action:message:category, no separators
+        assert "," not in entry and len(entry.split(":")) <= 5, entry
+
+
+def _website_kernel() -> subprocess.CompletedProcess:
+    from kernel_env import kernel_process_environment
+
+    env = kernel_process_environment(BACKGROUND_ENV)  # as the book build's kernels get it
+    return subprocess.run([sys.executable, "-c", WEBSITE_KERNEL_CODE], capture_output=True,
+                          text=True, env=env, check=False, cwd=ROOT)  # fmt: skip
+
+
+@pytest.mark.background(job=_website_kernel)
+def test_website_kernel_shows_our_warnings_and_no_library_noise(background) -> None:
+    """In a website kernel's environment, building e3nn and mace-torch modules warns about
+    nothing, while a warning of our own code still shows."""
+    assert background.returncode == 0, background.stderr
+    lines = [line for line in background.stderr.splitlines() if "Warning:" in line]
+    assert len(lines) == 1 and "UserWarning: a warning of ours" in lines[0], background.stderr
+    # e3nn's constants are loaded before mace-torch sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in background.stderr
