@@ -15,6 +15,7 @@ import torch
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
 from acecourse.training.__main__ import main
+from acecourse.training.config import config_from_dict
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
 from acecourse.training.steps import EMA, Fields, StepRunner
 from acecourse.training.trainer import TrainingError
@@ -213,6 +214,16 @@ def test_cli_rejects_bad_setting_values_in_one_line(tmp_path, capsys, setting, m
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {message}") and "\n" not in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_saved_config_is_checked_in_one_line_too():
+    """config.json files and saved models go through the same check as the command line."""
+    saved = make_config("ci").to_dict()
+    assert config_from_dict(saved) == make_config("ci")
+    with pytest.raises(ValueError, match=r"^setting lr=-1: input should be greater than 0$"):
+        config_from_dict({**saved, "lr": -1})
+    with pytest.raises(ValueError, match=r"^unknown setting 'speed'; settings are: amsgrad, "):
+        config_from_dict({**saved, "speed": 2})
 
 
 def test_make_config_normalises_numbers():

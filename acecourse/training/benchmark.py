@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from acecourse.training.config import TrainConfig
+from acecourse.training.config import TrainConfig, config_from_dict
 from acecourse.training.data import make_batches
 from acecourse.training.model import build_model, parameter_groups, to_cueq
 from acecourse.training.steps import EMA, StepRunner
@@ -303,7 +303,7 @@ def _main(argv: list[str]) -> int:
     """Entry of an isolated backend: CONFIG_JSON BACKEND STEPS STOCK_EPOCHS OUT_JSON
     STOCK_TIMEOUT_S."""
     config_file, backend, steps, stock_epochs, out_file, stock_timeout = argv
-    config = TrainConfig(**json.loads(Path(config_file).read_text()))
+    config = config_from_dict(json.loads(Path(config_file).read_text()))
     torch.set_default_dtype(getattr(torch, config.dtype))
     try:  # a backend that cannot run here fails before the data are loaded
         if backend != "stock":

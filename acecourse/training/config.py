@@ -209,24 +209,34 @@ def make_config(profile: str = "ci", overrides: dict[str, Any] | None = None) ->
     Raises
     ------
     ValueError
-        Unknown profile, unknown setting, or a value the setting does not accept (one line:
-        ``setting lr="fast": input should be a valid number``).
+        Unknown profile, or what :func:`config_from_dict` raises.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    values = dict(PROFILES[profile])
+    return config_from_dict({**PROFILES[profile], **(overrides or {})})
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from settings (a profile with overrides, or a saved config.json).
+
+    Raises
+    ------
+    ValueError
+        An unknown setting, or a value the setting does not accept (one line:
+        ``setting lr="fast": input should be a valid number``).
+    """
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in (overrides or {}).items():
-        if key not in names:
-            raise ValueError(f"unknown setting {key!r}; settings are: {', '.join(sorted(names))}")
-        values[key] = _plain(value)
+    unknown = sorted(set(values) - names)
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise ValueError(f"unknown setting {unknown[0]!r}; settings are: {known}")
+    values = {key: _plain(value) for key, value in values.items()}
     try:
         return TrainConfig(**values)
     except ValidationError as err:
         first = err.errors()[0]
         name, *item = first["loc"]
-        value = values[name]
-        shown = json.dumps(value, default=repr)
+        shown = json.dumps(values[name], default=repr)
         where = f"item {item[0]}: " if item else ""
         message = first["msg"][0].lower() + first["msg"][1:]
         raise ValueError(f"setting {name}={shown}: {where}{message}") from None

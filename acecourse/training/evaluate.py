@@ -20,7 +20,7 @@ import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.metrics import error_metrics
-from acecourse.training.config import TrainConfig, held_out_test_indices
+from acecourse.training.config import config_from_dict, held_out_test_indices
 from acecourse.training.data import make_batches, to_atomic_data
 from acecourse.training.trainer import (
     TrainingError,
@@ -49,7 +49,7 @@ def evaluate_float64(
     for path in (model_path, config_path):
         if not path.is_file():
             raise TrainingError(f"{path}: not found (has the run finished?)")
-    config = TrainConfig(**json.loads(config_path.read_text()))
+    config = config_from_dict(json.loads(config_path.read_text()))
     if device == "cuda" and not torch.cuda.is_available():
         raise TrainingError("device cuda requested but no GPU is visible; use --device cpu")
     previous = torch.get_default_dtype()

@@ -22,7 +22,11 @@ class Fields(dict):
     """A batch dict whose fields can also be read as attributes (``batch.ptr``), as mace-torch's
     loss reads them."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class EMA:

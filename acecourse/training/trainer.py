@@ -58,7 +58,7 @@ import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol, train_valid_split
 from acecourse.metrics import error_metrics
-from acecourse.training.config import TrainConfig, held_out_test_indices
+from acecourse.training.config import TrainConfig, config_from_dict, held_out_test_indices
 from acecourse.training.data import (
     Z_TABLE,
     atomic_reference_energies,
@@ -887,7 +887,7 @@ def save_model(saved: dict, path: Path) -> None:
 def load_trained_model(path: str | os.PathLike, dtype: str = "float64") -> torch.nn.Module:
     """Rebuild a trained model from a run's ``model.pt.gz`` (e3nn backend, CPU, in ``dtype``)."""
     saved = read_saved_model(path)
-    config = TrainConfig(**{**saved["config"], "dtype": dtype})
+    config = config_from_dict({**saved["config"], "dtype": dtype})
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))
     try:

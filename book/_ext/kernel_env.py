@@ -6,8 +6,8 @@ starts inherit) and by the tests (``tests/conftest.py`` passes :func:`kernel_env
 kernels it starts):
 
 ``ACECOURSE_BOOK_BUILD=1``
-    Tells code in a notebook that it runs for the website: the chapters' setup cell installs and
-    downloads nothing, and :mod:`acecourse.interactive` writes the website's HTML output.
+    Tells code in a notebook that it runs for the website: :mod:`acecourse.interactive` writes
+    the website's HTML output.
 ``PYTHONWARNINGS``
     Passed on unchanged, with no filter of the course's own (:data:`WARNING_FILTERS` is empty):
     the dependencies' warnings that a learner cannot act on are filtered where the course imports
