@@ -126,7 +126,6 @@ class ACEDescriptor:
             jac = torch.einsum("bifx,iz->bzfx", derivative, onehot).flatten(1, 2)
             jacs.append(jac.reshape(jac.shape[:2] + (n_atoms, 3)))
         return torch.cat(feats), torch.cat(jacs)
-        return feats, jac
 
 
 def frames_to_arrays(frames) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
