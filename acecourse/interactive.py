@@ -46,6 +46,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -135,7 +136,7 @@ class InteractiveFigure:
     figure: object
     draw_static: Callable[[object], None]
     alt: str
-    height: int = 520
+    height: int = 560
     tight: bool = True
     _png: bytes | None = field(default=None, repr=False)
 
@@ -166,13 +167,11 @@ class InteractiveFigure:
         import plotly.io as pio
 
         div_id = div_id or f"acecourse-figure-{uuid.uuid4().hex[:12]}"
-        figure_json = pio.to_json(self.figure, validate=False, pretty=False)
-        if "</" in figure_json:  # plotly escapes '/', so this cannot end the script early
-            raise ValueError("figure JSON contains '</'")
         png = base64.b64encode(self.png()).decode("ascii")
         script = _SCRIPT % {
             "id": div_id,
-            "figure": figure_json,
+            # plotly writes "<" and "/" as \u003c, \u002f: nothing in it can end the script
+            "figure": pio.to_json(self.figure, validate=False, pretty=False),
             "config": json.dumps(_PLOTLY_CONFIG),
         }
         return (
@@ -213,18 +212,14 @@ def _element_style(numbers: Sequence[int]) -> tuple[list[str], list[str], np.nda
     """Symbols, colours (the course's for H, C, O; Jmol's otherwise) and covalent radii (Å)."""
     from ase.data import chemical_symbols, covalent_radii
     from ase.data.colors import jmol_colors
+    from matplotlib.colors import to_hex
 
     from acecourse.plotting import COLORS
 
-    symbols = [chemical_symbols[int(z)] for z in numbers]
-    colors = []
-    for z, symbol in zip(numbers, symbols):
-        if symbol in COLORS:
-            colors.append(COLORS[symbol])
-        else:
-            r, g, b = (round(255 * float(c)) for c in jmol_colors[int(z)])
-            colors.append(f"#{r:02x}{g:02x}{b:02x}")
-    return symbols, colors, np.array([covalent_radii[int(z)] for z in numbers])
+    numbers = np.asarray(numbers, dtype=int)
+    symbols = [chemical_symbols[z] for z in numbers]
+    colors = [COLORS.get(s) or to_hex(jmol_colors[z]) for z, s in zip(numbers, symbols)]
+    return symbols, colors, covalent_radii[numbers]
 
 
 def bonds(positions: np.ndarray, numbers: Sequence[int], scale: float = 1.2) -> list[tuple]:
@@ -235,17 +230,6 @@ def bonds(positions: np.ndarray, numbers: Sequence[int], scale: float = 1.2) -> 
     limit = scale * (radii[:, None] + radii[None])
     i, j = np.nonzero(np.triu(distances < limit, k=1))
     return list(zip(i.tolist(), j.tolist()))
-
-
-def _bond_lines(positions: np.ndarray, pairs: list[tuple]) -> tuple[np.ndarray, ...]:
-    """x, y, z of line segments (NaN-separated) for a Plotly ``scatter3d`` in line mode."""
-    if not pairs:
-        return (np.array([]),) * 3
-    segments = np.full((len(pairs), 3, 3), np.nan)
-    for k, (i, j) in enumerate(pairs):
-        segments[k, 0], segments[k, 1] = positions[i], positions[j]
-    flat = segments.reshape(-1, 3)
-    return flat[:, 0], flat[:, 1], flat[:, 2]
 
 
 def _check_molecule(positions, numbers) -> tuple[np.ndarray, np.ndarray]:
@@ -262,18 +246,76 @@ def _check_molecule(positions, numbers) -> tuple[np.ndarray, np.ndarray]:
     return positions, numbers.astype(int)
 
 
-def _scene(ranges: np.ndarray | None = None, unit: str = "Å") -> dict:
+def _f32(values) -> np.ndarray:
+    """Float32 copy: the figure's JSON stores numbers as base64 float32 (half of float64)."""
+    return np.asarray(values, dtype=np.float32)
+
+
+def _xyz(points: np.ndarray) -> dict:
+    """The ``x``, ``y``, ``z`` arguments of a Plotly 3D trace for ``points`` (..., 3)."""
+    return {name: _f32(points[..., k]) for k, name in enumerate("xyz")}
+
+
+def _lines(positions: np.ndarray, pairs, color: str = "#888888", width: int = 5, **line):
+    """A ``scatter3d`` of the segments ``positions[i]``-``positions[j]`` (NaN-separated); by
+    default the course's bonds."""
+    import plotly.graph_objects as go
+
+    segments = np.full((len(pairs), 3, 3), np.nan)
+    segments[:, :2] = positions[np.asarray(pairs, dtype=int).reshape(-1, 2)]
+    return go.Scatter3d(
+        **_xyz(segments.reshape(-1, 3)),
+        mode="lines",
+        line={"color": color, "width": width, **line},
+        hoverinfo="skip",
+    )
+
+
+def _atoms(positions: np.ndarray, sizes, colors: list[str], text: list[str]):
+    """A ``scatter3d`` of the atoms as outlined balls, ``text`` shown on hover."""
+    import plotly.graph_objects as go
+
+    return go.Scatter3d(
+        **_xyz(positions),
+        mode="markers",
+        marker={"size": _f32(sizes), "color": colors, "line": {"color": "black", "width": 1}},
+        text=text,
+        hovertemplate="%{text}<extra></extra>",
+    )
+
+
+def _cube(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Axis ranges (3, 2) of the smallest cube centred on the box from ``low`` to ``high``."""
+    half = (high - low).max() / 2
+    middle = (high + low) / 2
+    return np.stack([middle - half, middle + half], axis=1)
+
+
+def _scene(ranges: np.ndarray, unit: str = "Å") -> dict:
+    """A Plotly 3D scene with axis ranges (3, 2) and equal scales."""
     axis = {"showbackground": False, "gridcolor": "#dddddd", "zerolinecolor": "#aaaaaa"}
     scene = {
-        "xaxis": {**axis, "title": {"text": f"x ({unit})" if unit else "x"}},
-        "yaxis": {**axis, "title": {"text": f"y ({unit})" if unit else "y"}},
-        "zaxis": {**axis, "title": {"text": f"z ({unit})" if unit else "z"}},
-        "aspectmode": "cube",
+        f"{name}axis": {
+            **axis,
+            "title": {"text": f"{name} ({unit})" if unit else name},
+            "range": [float(low), float(high)],
+        }
+        for name, (low, high) in zip("xyz", ranges)
     }
-    if ranges is not None:
-        for name, (low, high) in zip(("xaxis", "yaxis", "zaxis"), ranges):
-            scene[name]["range"] = [float(low), float(high)]
-    return scene
+    return {**scene, "aspectmode": "cube"}
+
+
+def _static_cube(ax, ranges: np.ndarray) -> None:
+    """Matplotlib 3D axes: limits ``ranges`` (3, 2) in Å, labels and equal scales."""
+    ax.set(
+        xlim=ranges[0],
+        ylim=ranges[1],
+        zlim=ranges[2],
+        xlabel="x (Å)",
+        ylabel="y (Å)",
+        zlabel="z (Å)",
+    )
+    ax.set_box_aspect((1, 1, 1))
 
 
 #: Height (px) of the band at the top of a figure that Plotly's mode bar (its buttons) occupies;
@@ -304,21 +346,45 @@ def _layout(title: str, scene: dict, **extra) -> dict:
     }
 
 
-def _f32(values) -> np.ndarray:
-    """Float32 copy: the figure's JSON stores numbers as base64 float32 (half of float64)."""
-    return np.asarray(values, dtype=np.float32)
+def _menu_layout(traces: list, options: list, active: int, scene: dict, **menu) -> dict:
+    """Layout with a drop-down menu; shows option ``active`` by setting the traces' visibility.
+
+    ``options`` holds ``(label, title, (start, stop))`` per option: its button shows
+    ``traces[start:stop]`` only and sets the title.
+    """
+    start, stop = options[active][2]
+    for k, trace in enumerate(traces):
+        trace.visible = start <= k < stop
+    buttons = [
+        {
+            "label": label,
+            "method": "update",
+            "args": [
+                {"visible": [start <= k < stop for k in range(len(traces))]},
+                {"title.text": title},
+            ],
+        }
+        for label, title, (start, stop) in options
+    ]
+    dropdown = {"direction": "down", "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top"}
+    return _layout(
+        options[active][1],
+        scene,
+        updatemenus=[{"buttons": buttons, "active": active, **dropdown, **menu}],
+    )
 
 
 # --------------------------------------------------------------------------- harmonics
-def _sphere_grid(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Polar and azimuthal angles of a grid, and its unit vectors (n_theta, n_phi, 3)."""
+def _sphere_grid(resolution: int) -> np.ndarray:
+    """Unit vectors (resolution, 2 resolution - 1, 3) of a grid in polar and azimuthal angle."""
     theta, phi = np.meshgrid(
-        np.linspace(0, np.pi, n_theta), np.linspace(0, 2 * np.pi, n_phi), indexing="ij"
+        np.linspace(0, np.pi, resolution),
+        np.linspace(0, 2 * np.pi, 2 * resolution - 1),
+        indexing="ij",
     )
-    unit = np.stack(
+    return np.stack(
         [np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=-1
     )
-    return theta, phi, unit
 
 
 SIGN_COLORSCALE = [[0.0, "#d55e00"], [0.5, "#f7f7f7"], [1.0, "#0072b2"]]
@@ -348,6 +414,7 @@ def spherical_harmonics_figure(
         :math:`\hat{\mathbf r}` is :math:`|Y_l^m(\hat{\mathbf r})|` (the course's real
         harmonics: orthonormal, no Condon-Shortley phase, :math:`Y_{1,-1}, Y_{10}, Y_{11}
         \propto y, z, x`); its colour is :math:`Y_l^m` itself, blue positive and orange negative.
+        The static image is a grid of the harmonics up to :math:`l = 3`.
     """
     import plotly.graph_objects as go
 
@@ -357,71 +424,31 @@ def spherical_harmonics_figure(
         raise ValueError(f"need 0 <= l <= l_max = {l_max} and -l <= m <= l, got l={l}, m={m}")
     if resolution < 9:
         raise ValueError(f"resolution must be at least 9, got {resolution}")
-    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
+    unit = _sphere_grid(resolution)
     values = real_spherical_harmonics(l_max, unit)  # (n_theta, n_phi, (l_max+1)^2)
     extent = float(np.abs(values).max()) * 1.05
-    shown = l * l + l + m
-    traces, labels = [], []
-    for deg in range(l_max + 1):
-        for order in range(-deg, deg + 1):
-            index = deg * deg + deg + order
-            y = values[..., index]
-            surface = np.abs(y)[..., None] * unit
-            vmax = float(np.abs(y).max())
-            traces.append(
-                go.Surface(
-                    x=_f32(surface[..., 0]),
-                    y=_f32(surface[..., 1]),
-                    z=_f32(surface[..., 2]),
-                    surfacecolor=_f32(y),
-                    cmin=-vmax,
-                    cmax=vmax,
-                    colorscale=SIGN_COLORSCALE,
-                    showscale=False,
-                    visible=index == shown,
-                    name=f"l={deg}, m={order}",
-                    hovertemplate=f"Y<sub>{deg}</sub><sup>{order}</sup><extra></extra>",
-                    lighting={"ambient": 0.7, "diffuse": 0.5, "specular": 0.1},
-                )
+    traces, options = [], []
+    lm = [(deg, order) for deg in range(l_max + 1) for order in range(-deg, deg + 1)]
+    for index, (deg, order) in enumerate(lm):
+        y = values[..., index]
+        vmax = float(np.abs(y).max())
+        traces.append(
+            go.Surface(
+                **_xyz(np.abs(y)[..., None] * unit),
+                surfacecolor=_f32(y),
+                cmin=-vmax,
+                cmax=vmax,
+                colorscale=SIGN_COLORSCALE,
+                showscale=False,
+                name=f"l={deg}, m={order}",
+                hovertemplate=f"Y<sub>{deg}</sub><sup>{order}</sup><extra></extra>",
+                lighting={"ambient": 0.7, "diffuse": 0.5, "specular": 0.1},
             )
-            labels.append((deg, order))
-
-    def title(deg: int, order: int) -> str:
-        return f"|Y<sub>{deg}</sub><sup>{order}</sup>| as radius, sign as colour (blue > 0)"
-
-    buttons = [
-        {
-            "label": f"l = {deg}, m = {order}",
-            "method": "update",
-            "args": [
-                {"visible": [k == index for k in range(len(traces))]},
-                {"title.text": title(deg, order)},
-            ],
-        }
-        for index, (deg, order) in enumerate(labels)
-    ]
-    ranges = np.array([[-extent, extent]] * 3)
-    layout = _layout(
-        title(l, m),
-        _scene(ranges, unit=""),
-        updatemenus=[
-            {
-                "buttons": buttons,
-                "active": shown,
-                "direction": "down",
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.0,
-                "yanchor": "top",
-                "showactive": True,
-            }
-        ],
-    )
-    figure = go.Figure(data=traces, layout=layout)
-
-    def draw_static(static) -> None:
-        _draw_harmonics_grid(static, l_max=min(l_max, 3), resolution=25)
-
+        )
+        title = f"|Y<sub>{deg}</sub><sup>{order}</sup>| as radius, sign as colour (blue > 0)"
+        options.append((f"l = {deg}, m = {order}", title, (index, index + 1)))
+    scene = _scene(np.array([[-extent, extent]] * 3), unit="")
+    layout = _menu_layout(traces, options, l * l + l + m, scene, showactive=True)
     alt = (
         f"Real spherical harmonics Y_l^m for l = 0 to {min(l_max, 3)} drawn as closed surfaces: "
         "in each direction the surface lies at a distance |Y_l^m| from the centre and is blue "
@@ -430,36 +457,35 @@ def spherical_harmonics_figure(
         "the y, z and x axes (one blue, one orange); l = 2 gives four-lobed clover shapes and, "
         "for m = 0, two lobes along z with a ring around the middle; l = 3 has six or more lobes."
     )
-    return InteractiveFigure(figure, draw_static, alt, height=560, tight=False)
+    draw_static = partial(_draw_harmonics_grid, min(l_max, 3))
+    return InteractiveFigure(go.Figure(data=traces, layout=layout), draw_static, alt, tight=False)
 
 
-def _draw_harmonics_grid(static, l_max: int, resolution: int) -> None:
+def _draw_harmonics_grid(l_max: int, static) -> None:
     """Matplotlib: one small 3D surface per (l, m), rows l, columns m (the PNG fallback)."""
     from matplotlib import colors
 
-    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
+    unit = _sphere_grid(25)
     values = real_spherical_harmonics(l_max, unit)
     columns = 2 * l_max + 1
     static.set_size_inches(1.35 * columns, 1.45 * (l_max + 1))
     colormap = colors.LinearSegmentedColormap.from_list("sign", [c for _, c in SIGN_COLORSCALE])
     for deg in range(l_max + 1):
+        lim = 0.8 * np.abs(values[..., deg * deg : (deg + 1) ** 2]).max()
         for order in range(-deg, deg + 1):
             y = values[..., deg * deg + deg + order]
-            surface = np.abs(y)[..., None] * unit
             ax = static.add_subplot(
                 l_max + 1, columns, deg * columns + l_max + order + 1, projection="3d"
             )
-            vmax = np.abs(y).max()
             ax.plot_surface(
-                *np.moveaxis(surface, -1, 0),
-                facecolors=colormap((y / vmax + 1) / 2),
+                *np.moveaxis(np.abs(y)[..., None] * unit, -1, 0),
+                facecolors=colormap((y / np.abs(y).max() + 1) / 2),
                 rstride=1,
                 cstride=1,
                 linewidth=0,
                 antialiased=False,
                 shade=False,
             )
-            lim = 0.8 * np.abs(values[..., deg * deg : (deg + 1) ** 2]).max()
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
             ax.set_box_aspect((1, 1, 1))
             ax.set_axis_off()
@@ -478,6 +504,17 @@ def angular_density(directions: np.ndarray, grid: np.ndarray, l_max: int) -> np.
     """
     coefficients = real_spherical_harmonics(l_max, directions).sum(axis=0)
     return real_spherical_harmonics(l_max, grid) @ coefficients
+
+
+def _neighbourhood(positions, centre, cutoff, l_max, resolution):
+    """Distances from atom ``centre``, the mask of its neighbours inside ``cutoff``, the cutoff
+    sphere's points (:func:`_sphere_grid`) and the neighbours' :func:`angular_density` on it."""
+    vectors = positions - positions[centre]
+    distances = np.linalg.norm(vectors, axis=1)
+    inside = (distances < cutoff) & (np.arange(len(positions)) != centre)
+    unit = _sphere_grid(resolution)
+    density = angular_density(vectors[inside], unit, l_max)  # zero without neighbours
+    return distances, inside, positions[centre] + cutoff * unit, density
 
 
 def neighbour_density_figure(
@@ -530,69 +567,29 @@ def neighbour_density_figure(
         raise ValueError(f"cutoff must be positive (Å), got {cutoff}")
     symbols, colors, radii = _element_style(numbers)
     pairs = bonds(positions, numbers)
-    _, _, unit = _sphere_grid(resolution, 2 * resolution - 1)
-    labels = [
-        f"{symbols[i]}{sum(s == symbols[i] for s in symbols[: i + 1])}" for i in range(n_atoms)
-    ]
+    labels = [f"{s}{symbols[: i + 1].count(s)}" for i, s in enumerate(symbols)]  # C1, C2, O1, ...
 
-    traces, groups = [], []
+    traces, options = [], []
     for c in centres:
-        vectors = positions - positions[c]
-        distances = np.linalg.norm(vectors, axis=1)
-        inside = (distances < cutoff) & (np.arange(n_atoms) != c)
-        start = len(traces)
-        bx, by, bz = _bond_lines(positions, pairs)
-        traces.append(
-            go.Scatter3d(
-                x=_f32(bx),
-                y=_f32(by),
-                z=_f32(bz),
-                mode="lines",
-                line={"color": "#888888", "width": 5},
-                hoverinfo="skip",
-            )
-        )
-        vx, vy, vz = _bond_lines(positions, [(c, j) for j in np.nonzero(inside)[0]])
-        traces.append(
-            go.Scatter3d(
-                x=_f32(vx),
-                y=_f32(vy),
-                z=_f32(vz),
-                mode="lines",
-                line={"color": "#E69F00", "width": 3, "dash": "dash"},
-                hoverinfo="skip",
-            )
-        )
-        sizes = np.where(inside | (np.arange(n_atoms) == c), 30 * radii / radii.max() + 6, 7)
-        opacity_colors = [
-            colors[i] if inside[i] or i == c else "rgba(180,180,180,0.5)" for i in range(n_atoms)
-        ]
-        traces.append(
-            go.Scatter3d(
-                x=_f32(positions[:, 0]),
-                y=_f32(positions[:, 1]),
-                z=_f32(positions[:, 2]),
-                mode="markers",
-                marker={
-                    "size": _f32(sizes),
-                    "color": opacity_colors,
-                    "line": {"color": "black", "width": 1},
-                },
-                text=[f"{labels[i]}, r = {distances[i]:.2f} Å" for i in range(n_atoms)],
-                hovertemplate="%{text}<extra></extra>",
-            )
-        )
-        if inside.any():
-            density = angular_density(vectors[inside], unit, l_max)
-        else:
-            density = np.zeros(unit.shape[:2])
-        sphere = positions[c] + cutoff * unit
+        distances, inside, sphere, density = _neighbourhood(positions, c, cutoff, l_max, resolution)
+        large = inside | (np.arange(n_atoms) == c)
         vmax = float(np.abs(density).max()) or 1.0
-        traces.append(
+        title = (
+            f"cutoff sphere r<sub>c</sub> = {cutoff:g} Å around {labels[c]}: "
+            f"{inside.sum()} neighbours, density to l = {l_max}"
+        )
+        options.append((f"centre {labels[c]}", title, (len(traces), len(traces) + 4)))
+        traces += [
+            _lines(positions, pairs),
+            _lines(positions, [(c, j) for j in np.nonzero(inside)[0]], "#E69F00", 3, dash="dash"),
+            _atoms(
+                positions,
+                np.where(large, 30 * radii / radii.max() + 6, 7),
+                [colors[i] if large[i] else "rgba(180,180,180,0.5)" for i in range(n_atoms)],
+                [f"{labels[i]}, r = {distances[i]:.2f} Å" for i in range(n_atoms)],
+            ),
             go.Surface(
-                x=_f32(sphere[..., 0]),
-                y=_f32(sphere[..., 1]),
-                z=_f32(sphere[..., 2]),
+                **_xyz(sphere),
                 surfacecolor=_f32(density),
                 cmin=-vmax,
                 cmax=vmax,
@@ -601,60 +598,15 @@ def neighbour_density_figure(
                 showscale=True,
                 colorbar={"title": {"text": "density"}, "len": 0.6, "thickness": 12},
                 hovertemplate="density %{surfacecolor:.2f}<extra></extra>",
-            )
-        )
-        groups.append((c, start, len(traces), int(inside.sum())))
-
-    def title(c: int, count: int) -> str:
-        return (
-            f"cutoff sphere r<sub>c</sub> = {cutoff:g} Å around {labels[c]}: "
-            f"{count} neighbours, density to l = {l_max}"
-        )
-
-    for c, start, stop, _ in groups:
-        for trace in traces[start:stop]:
-            trace.visible = c == centre
-    buttons = [
-        {
-            "label": f"centre {labels[c]}",
-            "method": "update",
-            "args": [
-                {"visible": [start <= k < stop for k in range(len(traces))]},
-                {"title.text": title(c, count)},
-            ],
-        }
-        for c, start, stop, count in groups
-    ]
-    span = np.array([positions.min(0) - cutoff, positions.max(0) + cutoff]).T
-    half = (span[:, 1] - span[:, 0]).max() / 2
-    middle = span.mean(axis=1)
-    ranges = np.stack([middle - half, middle + half], axis=1)
-    count_first = next(count for c, _, _, count in groups if c == centre)
-    layout = _layout(
-        title(centre, count_first),
-        _scene(ranges),
-        updatemenus=[
-            {
-                "buttons": buttons,
-                "active": centres.index(centre),
-                "direction": "down",
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.0,
-                "yanchor": "top",
-            }
-        ],
+            ),
+        ]
+        if c == centre:
+            inside_first = [labels[j] for j in np.nonzero(inside)[0]]
+    scene = _scene(_cube(positions.min(0) - cutoff, positions.max(0) + cutoff))
+    layout = _menu_layout(traces, options, centres.index(centre), scene)
+    draw_static = partial(
+        _draw_neighbour_density, positions, colors, radii, pairs, centre, cutoff, l_max
     )
-    figure = go.Figure(data=traces, layout=layout)
-    inside_first = [
-        labels[j]
-        for j in range(n_atoms)
-        if j != centre and np.linalg.norm(positions[j] - positions[centre]) < cutoff
-    ]
-
-    def draw_static(static) -> None:
-        _draw_neighbour_density(static, positions, colors, radii, pairs, centre, cutoff, l_max)
-
     alt = (
         f"A molecule of {n_atoms} atoms ({''.join(sorted(set(symbols)))}) drawn as balls and "
         f"sticks, with a translucent sphere of radius {cutoff:g} Å centred on atom "
@@ -664,25 +616,18 @@ def neighbour_density_figure(
         f"density of the neighbours' directions truncated at l = {l_max}: red patches mark the "
         "directions in which neighbours lie, blue the ripples of the truncation in between."
     )
-    return InteractiveFigure(figure, draw_static, alt, height=560)
+    return InteractiveFigure(go.Figure(data=traces, layout=layout), draw_static, alt)
 
 
-def _draw_neighbour_density(static, positions, colors, radii, pairs, centre, cutoff, l_max):
+def _draw_neighbour_density(positions, colors, radii, pairs, centre, cutoff, l_max, static):
+    """Matplotlib: the first centre's view of :func:`neighbour_density_figure` (PNG fallback)."""
     from matplotlib import colormaps
 
     ax = static.add_subplot(projection="3d")
-    vectors = positions - positions[centre]
-    distances = np.linalg.norm(vectors, axis=1)
-    inside = (distances < cutoff) & (np.arange(len(positions)) != centre)
-    _, _, unit = _sphere_grid(31, 61)
-    density = (
-        angular_density(vectors[inside], unit, l_max) if inside.any() else np.zeros(unit.shape[:2])
-    )
-    vmax = np.abs(density).max() or 1.0
-    sphere = positions[centre] + cutoff * unit
+    _, inside, sphere, density = _neighbourhood(positions, centre, cutoff, l_max, 31)
     ax.plot_surface(
         *np.moveaxis(sphere, -1, 0),
-        facecolors=colormaps["RdBu_r"]((density / vmax + 1) / 2),
+        facecolors=colormaps["RdBu_r"]((density / (np.abs(density).max() or 1.0) + 1) / 2),
         rstride=1,
         cstride=1,
         linewidth=0,
@@ -703,16 +648,7 @@ def _draw_neighbour_density(static, positions, colors, radii, pairs, centre, cut
     )
     if (~big).any():
         ax.scatter(*positions[~big].T, s=30, c="0.7", edgecolor="k", depthshade=False)
-    middle = positions[centre]
-    ax.set(
-        xlim=(middle[0] - cutoff, middle[0] + cutoff),
-        ylim=(middle[1] - cutoff, middle[1] + cutoff),
-        zlim=(middle[2] - cutoff, middle[2] + cutoff),
-        xlabel="x (Å)",
-        ylabel="y (Å)",
-        zlabel="z (Å)",
-    )
-    ax.set_box_aspect((1, 1, 1))
+    _static_cube(ax, positions[centre][:, None] + np.array([-cutoff, cutoff]))
 
 
 # --------------------------------------------------------------------------- trajectory
@@ -755,7 +691,7 @@ def trajectory_figure(
         raise ValueError(
             f"positions must have shape (n_frames >= 2, n_atoms, 3), got {positions.shape}"
         )
-    _check_molecule(positions[0], numbers)
+    _, numbers = _check_molecule(positions[0], numbers)
     if not np.all(np.isfinite(positions)):
         raise ValueError("positions must be finite")
     n_frames = len(positions)
@@ -766,45 +702,21 @@ def trajectory_figure(
         raise ValueError(f"max_frames must be at least 2, got {max_frames}")
     keep = np.unique(np.linspace(0, n_frames - 1, min(max_frames, n_frames)).round().astype(int))
     positions, times = positions[keep], times[keep]
-    numbers = np.asarray(numbers, dtype=int)
     symbols, colors, radii = _element_style(numbers)
     pairs = bonds(positions[0], numbers)
-    sizes = _f32(30 * radii / radii.max() + 6)
-    unit_label = "fs" if time_fs is not None else "frame"
+    sizes = 30 * radii / radii.max() + 6
 
     def frame_traces(xyz: np.ndarray) -> list:
-        bx, by, bz = _bond_lines(xyz, pairs)
-        return [
-            go.Scatter3d(
-                x=_f32(bx),
-                y=_f32(by),
-                z=_f32(bz),
-                mode="lines",
-                line={"color": "#888888", "width": 5},
-                hoverinfo="skip",
-            ),
-            go.Scatter3d(
-                x=_f32(xyz[:, 0]),
-                y=_f32(xyz[:, 1]),
-                z=_f32(xyz[:, 2]),
-                mode="markers",
-                marker={"size": sizes, "color": colors, "line": {"color": "black", "width": 1}},
-                text=symbols,
-                hovertemplate="%{text}<extra></extra>",
-            ),
-        ]
+        return [_lines(xyz, pairs), _atoms(xyz, sizes, colors, symbols)]
 
     def label(t: float) -> str:
-        return f"{t:.1f} {unit_label}" if time_fs is not None else f"frame {int(t)}"
+        return f"{t:.1f} fs" if time_fs is not None else f"frame {int(t)}"
 
     frames = [
         go.Frame(data=frame_traces(xyz), name=str(k), traces=[0, 1])
         for k, xyz in enumerate(positions)
     ]
-    low, high = positions.reshape(-1, 3).min(0) - 0.8, positions.reshape(-1, 3).max(0) + 0.8
-    half = (high - low).max() / 2
-    middle = (high + low) / 2
-    ranges = np.stack([middle - half, middle + half], axis=1)
+    ranges = _cube(positions.reshape(-1, 3).min(0) - 0.8, positions.reshape(-1, 3).max(0) + 0.8)
     play = {
         "frame": {"duration": int(frame_duration_ms), "redraw": True},
         "fromcurrent": True,
@@ -871,15 +783,7 @@ def trajectory_figure(
         ax.scatter(
             *positions[0].T, s=250 * radii / radii.max(), c=colors, edgecolor="k", depthshade=False
         )
-        ax.set(
-            xlim=ranges[0],
-            ylim=ranges[1],
-            zlim=ranges[2],
-            xlabel="x (Å)",
-            ylabel="y (Å)",
-            zlabel="z (Å)",
-        )
-        ax.set_box_aspect((1, 1, 1))
+        _static_cube(ax, ranges)
         ax.set_title(f"{title}: first frame and each atom's path", fontsize=10)
 
     spread = np.sqrt(((positions - positions.mean(axis=0)) ** 2).sum(-1).mean(0))  # per atom, Å
@@ -892,4 +796,4 @@ def trajectory_figure(
         f"the atoms move by {spread.min():.2f} to {spread.max():.2f} Å (root mean square about "
         f"their mean positions), most for a {widest} atom."
     )
-    return InteractiveFigure(figure, draw_static, alt, height=560)
+    return InteractiveFigure(figure, draw_static, alt)

@@ -41,7 +41,7 @@ def harmonics():
 
 
 def _grid(resolution: int) -> np.ndarray:
-    return interactive._sphere_grid(resolution, 2 * resolution - 1)[2]
+    return interactive._sphere_grid(resolution)
 
 
 def test_harmonic_surfaces_are_the_closed_forms(harmonics) -> None:
