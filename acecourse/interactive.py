@@ -657,7 +657,6 @@ def trajectory_figure(
     numbers: Sequence[int],
     time_fs: Sequence[float] | None = None,
     max_frames: int = 200,
-    frame_duration_ms: int = 60,
     title: str = "molecular dynamics",
 ) -> InteractiveFigure:
     r"""An animation of a trajectory: atoms and bonds, a play button and a time slider.
@@ -671,9 +670,8 @@ def trajectory_figure(
     time_fs
         Time of each frame in fs (default: the frame index).
     max_frames
-        At most this many frames are kept, evenly spaced (first and last included).
-    frame_duration_ms
-        Time each frame is shown while playing.
+        At most this many frames are kept, evenly spaced (first and last included); while
+        playing, each is shown for 60 ms.
     title
         Title above the figure.
 
@@ -717,11 +715,12 @@ def trajectory_figure(
         for k, xyz in enumerate(positions)
     ]
     ranges = _cube(positions.reshape(-1, 3).min(0) - 0.8, positions.reshape(-1, 3).max(0) + 0.8)
-    play = {
-        "frame": {"duration": int(frame_duration_ms), "redraw": True},
-        "fromcurrent": True,
-        "transition": {"duration": 0},
-    }
+
+    def animate(label: str, names, duration: int = 0, redraw: bool = True, **options) -> dict:
+        """A button or slider step that animates to the frames ``names`` (``None``: all)."""
+        frame = {"duration": duration, "redraw": redraw}
+        return {"label": label, "method": "animate", "args": [names, {"frame": frame, **options}]}
+
     layout = _layout(
         title,
         _scene(ranges),
@@ -735,15 +734,8 @@ def trajectory_figure(
                 "yanchor": "top",
                 "pad": {"t": 10},
                 "buttons": [
-                    {"label": "▶ play", "method": "animate", "args": [None, play]},
-                    {
-                        "label": "❚❚ pause",
-                        "method": "animate",
-                        "args": [
-                            [None],
-                            {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"},
-                        ],
-                    },
+                    animate("▶ play", None, 60, fromcurrent=True, transition={"duration": 0}),
+                    animate("❚❚ pause", [None], redraw=False, mode="immediate"),
                 ],
             }
         ],
@@ -759,15 +751,7 @@ def trajectory_figure(
                 "font": {"color": "rgba(0,0,0,0)"},
                 "ticklen": 0,
                 "steps": [
-                    {
-                        "label": label(t),
-                        "method": "animate",
-                        "args": [
-                            [str(k)],
-                            {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"},
-                        ],
-                    }
-                    for k, t in enumerate(times)
+                    animate(label(t), [str(k)], mode="immediate") for k, t in enumerate(times)
                 ],
             }
         ],
