@@ -144,11 +144,9 @@ class InteractiveFigure:
     def png(self, dpi: int = 110) -> bytes:
         """The static rendering as PNG bytes (made once, with matplotlib's Agg backend)."""
         if self._png is None:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
+            from matplotlib.figure import Figure  # not pyplot: nothing for a notebook to show
 
             static = Figure(figsize=(6.4, 4.8), dpi=dpi)
-            FigureCanvasAgg(static)
             self.draw_static(static)
             buffer = io.BytesIO()
             static.savefig(
@@ -232,14 +230,17 @@ def bonds(positions: np.ndarray, numbers: Sequence[int], scale: float = 1.2) -> 
     return list(zip(i.tolist(), j.tolist()))
 
 
-def _check_molecule(positions, numbers) -> tuple[np.ndarray, np.ndarray]:
+def _check_molecule(positions, numbers, frames: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (n_atoms, 3), or (n_frames >= 2, n_atoms, 3) with ``frames``, and the atomic
+    numbers (n_atoms,) as float and int arrays, checked."""
     positions = np.asarray(positions, dtype=float)
     numbers = np.asarray(numbers)
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise ValueError(f"positions must have shape (n_atoms, 3), got {positions.shape}")
-    if numbers.shape != (len(positions),):
+    shape = "(n_frames >= 2, n_atoms, 3)" if frames else "(n_atoms, 3)"
+    if positions.ndim != 2 + frames or positions.shape[-1] != 3 or frames and len(positions) < 2:
+        raise ValueError(f"positions must have shape {shape}, got {positions.shape}")
+    if numbers.shape != positions.shape[-2:-1]:
         raise ValueError(
-            f"numbers must have shape ({len(positions)},) like positions, got {numbers.shape}"
+            f"numbers must have shape ({positions.shape[-2]},) like positions, got {numbers.shape}"
         )
     if not np.all(np.isfinite(positions)):
         raise ValueError("positions must be finite")
@@ -307,14 +308,8 @@ def _scene(ranges: np.ndarray, unit: str = "Å") -> dict:
 
 def _static_cube(ax, ranges: np.ndarray) -> None:
     """Matplotlib 3D axes: limits ``ranges`` (3, 2) in Å, labels and equal scales."""
-    ax.set(
-        xlim=ranges[0],
-        ylim=ranges[1],
-        zlim=ranges[2],
-        xlabel="x (Å)",
-        ylabel="y (Å)",
-        zlabel="z (Å)",
-    )
+    ax.set(xlim=ranges[0], ylim=ranges[1], zlim=ranges[2])
+    ax.set(xlabel="x (Å)", ylabel="y (Å)", zlabel="z (Å)")
     ax.set_box_aspect((1, 1, 1))
 
 
@@ -684,14 +679,7 @@ def trajectory_figure(
     """
     import plotly.graph_objects as go
 
-    positions = np.asarray(positions, dtype=float)
-    if positions.ndim != 3 or positions.shape[-1] != 3 or len(positions) < 2:
-        raise ValueError(
-            f"positions must have shape (n_frames >= 2, n_atoms, 3), got {positions.shape}"
-        )
-    _, numbers = _check_molecule(positions[0], numbers)
-    if not np.all(np.isfinite(positions)):
-        raise ValueError("positions must be finite")
+    positions, numbers = _check_molecule(positions, numbers, frames=True)
     n_frames = len(positions)
     times = np.arange(n_frames, dtype=float) if time_fs is None else np.asarray(time_fs, float)
     if times.shape != (n_frames,):
@@ -716,10 +704,10 @@ def trajectory_figure(
     ]
     ranges = _cube(positions.reshape(-1, 3).min(0) - 0.8, positions.reshape(-1, 3).max(0) + 0.8)
 
-    def animate(label: str, names, duration: int = 0, redraw: bool = True, **options) -> dict:
+    def animate(text: str, names, duration: int = 0, redraw: bool = True, **options) -> dict:
         """A button or slider step that animates to the frames ``names`` (``None``: all)."""
         frame = {"duration": duration, "redraw": redraw}
-        return {"label": label, "method": "animate", "args": [names, {"frame": frame, **options}]}
+        return {"label": text, "method": "animate", "args": [names, {"frame": frame, **options}]}
 
     layout = _layout(
         title,
