@@ -17,22 +17,21 @@ static and has no kernel.
 
 How a figure is shown
 ---------------------
-* **On the website** (the notebook executed by the book build or the tests, recognised by the
-  environment variables ``ACECOURSE_BOOK_BUILD`` and ``ACECOURSE_CI``): a ``text/html`` output,
-  a ``<div>`` with the figure's JSON and a short script that draws it with ``window.Plotly``.
-  plotly.js itself is *not* in the output: the Sphinx extension ``book/_ext/interactive_figures.py``
-  copies ``plotly.min.js`` of the installed plotly package to the site's ``_static/`` and loads
-  it on the pages that have such a figure (no CDN: the site works offline).  The same ``<div>``
-  holds a PNG rendering of the same geometry (matplotlib) with a description as its ``alt``
-  text: it is shown instead of the interactive view when printing, without JavaScript, without
-  WebGL, or if plotly.js is missing (the last logs a console error, which the site test catches).
-  The output also carries ``image/png`` (what a PDF build uses).
+* **On the website** (a notebook executed by the book build or the tests, recognised by
+  ``ACECOURSE_BOOK_BUILD`` or ``ACECOURSE_CI`` in the environment): a ``text/html`` output, a
+  ``<div>`` with the figure's JSON and a short script that draws it with ``window.Plotly``.
+  plotly.js is *not* in the output: the Sphinx extension ``book/_ext/interactive_figures.py``
+  copies the installed plotly's ``plotly.min.js`` to the site's ``_static/`` and loads it on the
+  pages with such a figure (no CDN: the site works offline).  The ``<div>`` also holds a PNG of
+  the same geometry (matplotlib) with a description as ``alt`` text, shown instead when printing,
+  without JavaScript or WebGL, or if plotly.js is missing (which logs a console error that the
+  site test catches).  The output also carries ``image/png`` (for a PDF build).
 * **In a live session** (JupyterLab, Notebook 7, VS Code): plotly's own MIME type
-  ``application/vnd.plotly.v1+json``, drawn by the plotly extension that the plotly package
-  installs, with the PNG as fallback for front ends without it.  **In Google Colab**: plotly's
-  own HTML, which loads plotly.js from plotly's CDN (Colab is online).
+  ``application/vnd.plotly.v1+json``, drawn by the extension that the plotly package installs,
+  with the PNG as fallback.  **In Google Colab**: plotly's own HTML, which loads plotly.js from
+  plotly's CDN (Colab is online).
 
-Pass ``mode="site"`` or ``mode="live"`` to :meth:`InteractiveFigure.mimebundle` to choose by hand.
+:meth:`InteractiveFigure.mimebundle` takes ``mode="site"`` or ``"live"`` to choose by hand.
 """
 
 from __future__ import annotations
@@ -140,7 +139,6 @@ class InteractiveFigure:
     tight: bool = True
     _png: bytes | None = field(default=None, repr=False)
 
-    # ------------------------------------------------------------------ static rendering
     def png(self, dpi: int = 110) -> bytes:
         """The static rendering as PNG bytes (made once, with matplotlib's Agg backend)."""
         if self._png is None:
@@ -155,13 +153,9 @@ class InteractiveFigure:
             self._png = buffer.getvalue()
         return self._png
 
-    # ------------------------------------------------------------------ outputs
     def site_html(self, div_id: str | None = None) -> str:
-        """The website's output: a ``<div>`` with the figure, its fallback image and a script.
-
-        The script draws with ``window.Plotly``, which the page must load (the site loads
-        ``_static/plotly.min.js``); nothing is fetched from elsewhere.
-        """
+        """The website's output: a ``<div>`` with the figure, its fallback image and a script
+        drawing it with the page's ``window.Plotly`` (nothing is fetched from elsewhere)."""
         import plotly.io as pio
 
         div_id = div_id or f"acecourse-figure-{uuid.uuid4().hex[:12]}"
