@@ -29,7 +29,6 @@ __all__ = [
     "course_mace_config",
     "design_space_map",
     "ethanol_inputs",
-    "figure_texts",
     "format_shape",
     "linear_body_order",
     "mace_layer_figure",
@@ -70,26 +69,21 @@ class _Canvas:
         self.boxes: dict[str, tuple[float, float, float, float]] = {}
 
     def box(self, name: str, x: float, y: float, w: float, h: float, text: str,
-            color: str = _NODE, fontsize: float | None = None, formula: str | None = None,
-            formula_fontsize: float | None = None) -> None:
+            color: str = _NODE, formula: str | None = None) -> None:
         """A rounded box; ``formula``, if given, goes on the lower half, ``text`` on the upper.
 
-        The default font size is :func:`_font_size` of the text: large enough that its sub- and
-        superscripts are as large as the smallest plain text.
+        Texts are drawn at :func:`_font_size`: large enough that their sub- and superscripts are
+        as large as the smallest plain text.
         """
-        fontsize = fontsize or _font_size(text)
-        patch = FancyBboxPatch((x - w / 2, y - h / 2), w, h,
-                               boxstyle="round,pad=0.0,rounding_size=0.12",
-                               facecolor=color, edgecolor="#333333", linewidth=1.0)
-        self.ax.add_patch(patch)
-        if formula is None:
-            self.ax.text(x, y, text, ha="center", va="center", fontsize=fontsize,
-                         linespacing=1.35)
-        else:
-            self.ax.text(x, y + h / 4, text, ha="center", va="center", fontsize=fontsize,
-                         linespacing=1.25)
+        self.ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                                         boxstyle="round,pad=0.0,rounding_size=0.12",
+                                         facecolor=color, edgecolor="#333333", linewidth=1.0))
+        alone = formula is None
+        self.ax.text(x, y if alone else y + h / 4, text, ha="center", va="center",
+                     fontsize=_font_size(text), linespacing=1.35 if alone else 1.25)
+        if not alone:
             self.ax.text(x, y - h / 5, formula, ha="center", va="center",
-                         fontsize=formula_fontsize or fontsize, linespacing=1.6)
+                         fontsize=_font_size(formula), linespacing=1.6)
         self.boxes[name] = (x, y, w, h)
 
     def _border(self, name: str, toward: tuple[float, float]) -> tuple[float, float]:
@@ -117,9 +111,8 @@ class _Canvas:
         self.ax.add_patch(FancyArrowPatch(p_from, p1, arrowstyle="-|>", mutation_scale=11,
                                           color="#333333", lw=1.1, shrinkA=0, shrinkB=1))
         if label is not None:
-            mx, my = (p_from[0] + p1[0]) / 2 + offset[0], (p_from[1] + p1[1]) / 2 + offset[1]
-            if label_at is not None:
-                mx, my = label_at
+            mx, my = label_at or ((p_from[0] + p1[0]) / 2 + offset[0],
+                                  (p_from[1] + p1[1]) / 2 + offset[1])
             self.ax.text(mx, my, label, ha=ha, va="center", fontsize=10, family="monospace",
                          color="#7a1f00", gid=gid,
                          bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
@@ -130,30 +123,20 @@ def format_shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def figure_texts(fig: plt.Figure) -> list[str]:
-    """Every non-empty text drawn in ``fig`` (titles, labels, box texts, tick labels), sorted.
-
-    The SVG files store their texts as paths, so a drawing's texts are kept in its description
-    (:func:`texts_description`) to compare a committed file with a new drawing.
-    """
-    fig.canvas.draw()  # tick labels exist only once the figure is drawn
-    return sorted(t.get_text() for t in fig.findobj(mpl.text.Text)
-                  if t.get_text().strip() and t.get_visible())
-
-
 def texts_description(fig: plt.Figure) -> str:
-    """JSON of a diagram's texts, as stored in the description of its SVG file."""
-    return json.dumps({"texts": figure_texts(fig)}, ensure_ascii=False)
+    """JSON of every non-empty visible text of ``fig`` (titles, labels, box texts, tick labels),
+    sorted: the description of its SVG file, which stores its texts as paths, so that a committed
+    file can be compared with a new drawing."""
+    fig.canvas.draw()  # tick labels exist only once the figure is drawn
+    texts = sorted(t.get_text() for t in fig.findobj(mpl.text.Text)
+                   if t.get_text().strip() and t.get_visible())
+    return json.dumps({"texts": texts}, ensure_ascii=False)
 
 
 def shape_labels(fig: plt.Figure) -> dict[str, str]:
     """The shape labels drawn in ``fig``: ``{stage: text}`` for every text with ``gid="shape:..."``."""
-    labels = {}
-    for text in fig.findobj(mpl.text.Text):
-        gid = text.get_gid()
-        if gid and gid.startswith("shape:"):
-            labels[gid.removeprefix("shape:")] = text.get_text()
-    return labels
+    return {t.get_gid().removeprefix("shape:"): t.get_text() for t in fig.findobj(mpl.text.Text)
+            if (t.get_gid() or "").startswith("shape:")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +170,7 @@ def ace_pipeline_figure() -> plt.Figure:
     ]
     ys = [height - 0.15 - box_h / 2 - pitch * k for k in range(rows)]
     for (name, color, text, formula, chapter), y in zip(steps, ys):
-        canvas.box(name, x, y, box_w, box_h, text, color=color, fontsize=11,
-                   formula=formula, formula_fontsize=13)
+        canvas.box(name, x, y, box_w, box_h, text, color=color, formula=formula)
         if chapter:
             canvas.ax.text(x + box_w / 2 + 0.15, y, chapter, ha="left", va="center",
                            fontsize=11, color="#555555")
@@ -245,12 +227,12 @@ def ethanol_inputs(config):
     return atoms_to_inputs(molecule("CH3CH2OH"), config.atomic_numbers, config.r_max)
 
 
-def mace_layer_shapes(config=None, layer: int = 2, seed: int = 0) -> dict[str, tuple[int, ...]]:
+def mace_layer_shapes(config, layer: int = 2) -> dict[str, tuple[int, ...]]:
     """Tensor shapes inside layer ``layer`` (1-based) of a forward pass on ethanol.
 
-    Builds :class:`acecourse.mace.CourseMACE` from ``config`` (default:
-    :func:`course_mace_config`, the paper's rMD17 recipe), runs it in float64 on ASE's ethanol,
-    and records the input and output shapes of the layer's blocks with forward hooks.
+    Builds :class:`acecourse.mace.CourseMACE` from ``config`` (e.g. :func:`course_mace_config`,
+    the paper's rMD17 recipe), runs it in float64 on ASE's ethanol, and records the input and
+    output shapes of the layer's blocks with forward hooks.
 
     Returns
     -------
@@ -266,52 +248,44 @@ def mace_layer_shapes(config=None, layer: int = 2, seed: int = 0) -> dict[str, t
 
     from acecourse.mace import CourseMACE
 
-    config = course_mace_config() if config is None else config
     if not 1 <= layer <= config.num_interactions:
         raise ValueError(f"layer must be 1..{config.num_interactions}, got {layer}")
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        torch.manual_seed(seed)
         model = CourseMACE(config)
-        positions, element, edge_index = ethanol_inputs(config)
         interaction, product = model.interactions[layer - 1], model.products[layer - 1]
         seen: dict[str, tuple[int, ...]] = {}
 
-        def record(name, which="out", index=0):
+        def record(stage, first_input=False):  # a hook storing the block's output or 1st input
             def hook(module, inputs, output):
-                tensor = output if which == "out" else inputs[index]
-                seen[name] = tuple(tensor.shape)
+                seen[stage] = tuple((inputs[0] if first_input else output).shape)
             return hook
 
-        handles = [
-            interaction.radial_mlp.register_forward_hook(record("radial_weights")),
-            interaction.linear_up.register_forward_hook(record("h_up")),
-            interaction.conv_tp.register_forward_hook(record("h_j", "in", 0)),
-            interaction.conv_tp.register_forward_hook(record("messages")),
-            interaction.linear.register_forward_hook(record("summed", "in", 0)),
-            product.symmetric_contraction.register_forward_hook(record("m")),
-            product.linear.register_forward_hook(record("h_lin")),
-        ]
+        # hooks on the blocks of a model that lives only here: no need to remove them
+        interaction.radial_mlp.register_forward_hook(record("radial_weights"))
+        interaction.linear_up.register_forward_hook(record("h_up"))
+        interaction.conv_tp.register_forward_hook(record("h_j", first_input=True))
+        interaction.conv_tp.register_forward_hook(record("messages"))
+        interaction.linear.register_forward_hook(record("summed", first_input=True))
+        product.symmetric_contraction.register_forward_hook(record("m"))
+        product.linear.register_forward_hook(record("h_lin"))
         if interaction.residual:
-            handles.append(interaction.skip.register_forward_hook(record("sc")))
+            interaction.skip.register_forward_hook(record("sc"))
         keep: dict = {}
         with torch.no_grad():
-            model(positions, element, edge_index, compute_forces=False, intermediates=keep)
-        for handle in handles:
-            handle.remove()
+            model(*ethanol_inputs(config), compute_forces=False, intermediates=keep)
     finally:
         torch.set_default_dtype(previous)
-    seen.update(h_in=tuple(keep[f"h_{layer - 1}"].shape),
-                edge_vectors=tuple(keep["edge_vectors"].shape), Y=tuple(keep["edge_sh"].shape),
-                radial_basis=tuple(keep["edge_radial"].shape), A=tuple(keep[f"A_{layer}"].shape),
-                h_out=tuple(keep[f"h_{layer}"].shape),
-                E_t=tuple(keep[f"node_energy_{layer}"].shape))
+    stored = {"h_in": f"h_{layer - 1}", "edge_vectors": "edge_vectors", "Y": "edge_sh",
+              "radial_basis": "edge_radial", "A": f"A_{layer}", "h_out": f"h_{layer}",
+              "E_t": f"node_energy_{layer}"}  # stage: key of the model's intermediates
+    seen.update({stage: tuple(keep[key].shape) for stage, key in stored.items()})
     return {stage: seen[stage] for stage in MACE_STAGES if stage in seen}
 
 
-def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: bool = True,
-                      title: str | None = None) -> plt.Figure:
+def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2,
+                      last: bool = True) -> plt.Figure:
     """Data flow of one MACE layer, each arrow labelled with the shape of the tensor it carries.
 
     ``shapes`` comes from :func:`mace_layer_shapes`; a layer without ``sc`` (the first layer of
@@ -365,11 +339,11 @@ def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: 
     c.arrow("h_in", "up", label["h_in"], "shape:h_in")
     c.arrow("r", "Y", label["edge_vectors"], "shape:edge_vectors", offset=(-0.12, 0),
             ha="right", via=[(x_edge, y_in)])
-    c.arrow("r", "bessel", None)
+    c.arrow("r", "bessel")
     c.arrow("up", "gather", label["h_up"], "shape:h_up")
     c.arrow("bessel", "mlp", label["radial_basis"], "shape:radial_basis")
-    c.arrow("gather", "tp", label["h_j"], "shape:h_j", ha="left",
-            via=[(x_node, y_tp)], label_at=(x_node + 0.12, (y_mlp + y_tp) / 2 - 0.1))
+    c.arrow("gather", "tp", label["h_j"], "shape:h_j", via=[(x_node, y_tp)],
+            label_at=(x_node + 0.12, (y_mlp + y_tp) / 2 - 0.1))
     c.arrow("Y", "tp", label["Y"], "shape:Y")
     c.arrow("mlp", "tp", label["radial_weights"], "shape:radial_weights",
             via=[(x_radial, y_tp)], label_at=(x_radial + 0.12, (y_mlp + y_tp) / 2 - 0.1))
@@ -383,11 +357,9 @@ def mace_layer_figure(shapes: dict[str, tuple[int, ...]], layer: int = 2, last: 
     if residual:
         c.box("skip", x_node, y_prod, 2.5, 0.85,
               "residual: linear map\nchosen by element $z_i$", color=_NODE)
-        c.arrow("h_in", "skip", None, via=[(0.12, y_in), (0.12, y_prod)])
+        c.arrow("h_in", "skip", via=[(0.12, y_in), (0.12, y_prod)])
         c.arrow("skip", "out", label["sc"], "shape:sc", ha="center",
                 via=[(x_node, y_bottom), (x_right, y_bottom)], label_at=(x_mid, y_bottom))
-    if title:
-        c.ax.set_title(title, fontsize=12)
     return c.fig
 
 
@@ -435,8 +407,8 @@ def design_space_map(max_layers: int = 6, max_nu: int = 4) -> plt.Figure:
         ax.axvline(edge, color="white", lw=1.5)
     for edge in np.arange(0.5, max_nu + 1):
         ax.axhline(edge, color="white", lw=1.5)
-    ax.plot(np.arange(1, max_layers + 1), np.ones(max_layers), "-", color="#009E73", lw=7,
-            alpha=0.35, solid_capstyle="round", zorder=2)
+    ax.plot(layers, np.ones(max_layers), "-", color="#009E73", lw=7, alpha=0.35,
+            solid_capstyle="round", zorder=2)
     ax.text(0.62, 1.3, "BOTNet: $\\nu=1$, linear updates, body order $T+1$ exactly", ha="left",
             va="center", fontsize=10, color="#00573f", gid="model:BOTNet")
     markers = [  # (T, nu, name, colour, text offset)
@@ -470,7 +442,7 @@ def save_svg(fig: plt.Figure, name: str, description: str = "",
     """
     if "/" in name or "." in name:
         raise ValueError(f"give a bare figure name without folder or extension, got {name!r}")
-    target = Path(directory) if directory is not None else FIGURES_DIR
+    target = Path(directory or FIGURES_DIR)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.svg"
     with mpl.rc_context({"svg.hashsalt": "acecourse", "svg.fonttype": "path"}):
@@ -481,11 +453,7 @@ def save_svg(fig: plt.Figure, name: str, description: str = "",
 
 def svg_description(path: Path) -> str:
     """The description stored by :func:`save_svg` in an SVG file ("" when there is none)."""
-    root = ElementTree.parse(path).getroot()
-    for element in root.iter():
-        if re.sub(r"^\{.*\}", "", element.tag) == "description":
-            return element.text or ""
-    return ""
+    return ElementTree.parse(path).getroot().findtext(".//{*}description") or ""
 
 
 def svg_text_sizes(path: Path) -> tuple[float, list[float]]:
@@ -503,9 +471,6 @@ def svg_text_sizes(path: Path) -> tuple[float, list[float]]:
     root = ElementTree.parse(path).getroot()
     xlink = "{http://www.w3.org/1999/xlink}href"
 
-    def tag(element) -> str:
-        return re.sub(r"^\{.*\}", "", element.tag)
-
     def scale(transform: str | None) -> float:
         factor = 1.0
         for kind, args in re.findall(r"(\w+)\(([^)]*)\)", transform or ""):
@@ -516,16 +481,15 @@ def svg_text_sizes(path: Path) -> tuple[float, list[float]]:
                 factor *= float(np.hypot(values[0], values[1]))
         return factor
 
-    glyphs = {element.get("id") for element in root.iter()
-              if tag(element) == "path" and element.get("id")
-              and element.get("transform") == "scale(0.015625)"}  # 64 units per glyph unit
+    glyphs = {element.get("id") for element in root.iterfind(".//{*}path")
+              if element.get("transform") == "scale(0.015625)"}  # 64 units per glyph unit
     sizes: list[float] = []
 
     def walk(element, factor: float) -> None:
-        if tag(element) == "defs":
+        if element.tag.endswith("}defs"):
             return
         factor *= scale(element.get("transform"))
-        if tag(element) == "use" and (element.get(xlink) or "").lstrip("#") in glyphs:
+        if element.tag.endswith("}use") and (element.get(xlink) or "").lstrip("#") in glyphs:
             sizes.append(round(100.0 * factor, 6))
         for child in element:
             walk(child, factor)
