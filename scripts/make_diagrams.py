@@ -55,16 +55,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.out / (missing[0] + '.svg')} does not exist; "
                   "run scripts/make_diagrams.py", file=sys.stderr)
             return 1
-    config = diagrams.course_mace_config("full")
-    shapes = diagrams.mace_layer_shapes(config, layer=LAYER)
+    shapes = diagrams.mace_layer_shapes(diagrams.course_mace_config("full"), layer=LAYER)
     pipeline, space_map = diagrams.ace_pipeline_figure(), diagrams.design_space_map()
-    figures = {
-        "ace_pipeline": (pipeline, diagrams.texts_description(pipeline)),
-        "mace_layer_shapes": (None, diagrams.shapes_description(shapes, LAYER)),
-        "design_space_map": (space_map, diagrams.texts_description(space_map)),
+    descriptions = {
+        "ace_pipeline": diagrams.texts_description(pipeline),
+        "mace_layer_shapes": diagrams.shapes_description(shapes, LAYER),
+        "design_space_map": diagrams.texts_description(space_map),
     }
     if args.check:
-        stale = [name for name, (_, text) in figures.items()
+        stale = [name for name, text in descriptions.items()
                  if _stored(args.out / f"{name}.svg") != json.loads(text)]
         for name in stale:
             print(f"error: {args.out / (name + '.svg')} is stale; run scripts/make_diagrams.py",
@@ -73,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.out}: {', '.join(NAMES)} agree with a new drawing and forward pass")
         return 0
-    figures["mace_layer_shapes"] = (diagrams.mace_layer_figure(shapes, LAYER, last=True),
-                                    figures["mace_layer_shapes"][1])
+    figures = {"ace_pipeline": pipeline, "design_space_map": space_map,
+               "mace_layer_shapes": diagrams.mace_layer_figure(shapes, LAYER, last=True)}
     for name in NAMES:
-        figure, text = figures[name]
-        print(diagrams.save_svg(figure, name, description=text, directory=args.out))
+        print(diagrams.save_svg(figures[name], name, description=descriptions[name],
+                                directory=args.out))
     return 0
 
 
