@@ -26,9 +26,9 @@ errors and the time of every epoch, and the test errors read twice:
 
 Stage two weights energies 1,000 times more than stage one does and moves the force errors of
 different points by different amounts, so a comparison of force errors is only trusted when both
-readings agree, compared seed by seed (:func:`paired_comparison`, chapter
-04/03).  The runs' own folders (metrics.csv, run.json, test_metrics.json,
-model.pt.gz) go to ``--runs`` (default: a temporary folder; not committed).
+readings agree, compared seed by seed (:func:`paired_comparison`, chapter 04/03).  The runs'
+own folders (metrics.csv, run.json, test_metrics.json, model.pt.gz) go to ``--runs`` (default: a
+temporary folder; not committed).
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ BUDGET = {
 #: Seeds of model initialisation and batch order; every point is trained once with each.
 SEEDS = (123, 124, 125, 126, 127)
 
-
 #: Two-sided level of the paired tests of :func:`paired_comparison`.
 ALPHA = 0.05
 
@@ -95,14 +94,11 @@ def paired_comparison(better: Any, worse: Any, alpha: float = ALPHA) -> dict[str
     """
     from scipy import stats
 
-    better = [float(v) for v in better]
-    worse = [float(v) for v in worse]
     if len(better) != len(worse) or len(better) < 2:
         raise ValueError("paired_comparison needs the same number (>= 2) of seeds per point")
     n = len(better)
-    differences = [w - b for b, w in zip(better, worse)]
-    mean = statistics.fmean(differences)
-    spread = statistics.stdev(differences)
+    differences = [float(w) - float(b) for b, w in zip(better, worse)]
+    mean, spread = statistics.fmean(differences), statistics.stdev(differences)
     t = mean / (spread / n**0.5) if spread > 0 else (0.0 if mean == 0 else float("inf") * mean)
     p_t = float(2 * stats.t.sf(abs(t), df=n - 1))
     wins = sum(d > 0 for d in differences)
@@ -167,17 +163,15 @@ class StageOneTest:
 
 
 def run_point(point: dict[str, int], budget: dict[str, Any], runs_dir: Path,
-              seed: int | None = None) -> dict[str, Any]:
+              seed: int) -> dict[str, Any]:
     """Train one design point with the course's training function; return its record."""
-    overrides = overrides_for(point, budget)
-    if seed is not None:
-        overrides["seed"] = seed
-    out = runs_dir / f"{point_name(point)}_seed{overrides['seed']}"
+    name = point_name(point)
+    overrides = {**overrides_for(point, budget), "seed": seed}
+    out = runs_dir / f"{name}_seed{seed}"
     stage_one = StageOneTest(budget["stage_two_start"])
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = train(make_config("ci", overrides), out, resume=False,
-                   command=f"acecourse.design_space {point_name(point)} seed {overrides['seed']}",
-                   plan=stage_one)
+                   command=f"acecourse.design_space {name} seed {seed}", plan=stage_one)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if result["status"] == "paused":  # SIGINT/SIGTERM: the training loop paused, stop the sweep
         raise KeyboardInterrupt(f"{out.name} was stopped by a signal; the sweep stops too")
@@ -186,9 +180,9 @@ def run_point(point: dict[str, int], budget: dict[str, Any], runs_dir: Path,
     run = json.loads((out / "run.json").read_text())
     epoch_times = [float(r["epoch_time_s"]) for r in rows]
     return {
-        "name": point_name(point),
+        "name": name,
         **point,
-        "seed": overrides["seed"],
+        "seed": seed,
         "overrides": overrides,
         "n_parameters": run["n_parameters"],
         "status": result["status"],
