@@ -74,12 +74,9 @@ def smallest_text_points(fig: plt.Figure) -> float | None:
     Texts outside the figure (e.g. tick labels beyond the view limits) do not count.  Call it
     after the figure was drawn (tick labels get their text when drawn).
     """
-    from matplotlib.text import Text
-
     renderer = fig.canvas.get_renderer()
-    box = fig.bbox
     sizes = []
-    for text in fig.findobj(Text):
+    for text in fig.findobj(mpl.text.Text):
         if not (text.get_visible() and text.get_text().strip()):
             continue
         if text.axes is not None and not text.axes.get_visible():
@@ -88,7 +85,7 @@ def smallest_text_points(fig: plt.Figure) -> float | None:
             extent = text.get_window_extent(renderer)
         except (RuntimeError, ValueError):  # e.g. a text without a renderer-friendly position
             continue
-        if extent.width > 0 and extent.overlaps(box):
+        if extent.width > 0 and extent.overlaps(fig.bbox):
             sizes.append(float(text.get_fontsize()))
     return min(sizes) if sizes else None
 
@@ -197,12 +194,8 @@ def save_figure(fig: plt.Figure, name: str, directory: Path | None = None) -> Pa
     """
     if "/" in name or name.endswith(".png"):
         raise ValueError(f"give a bare figure name without folder or extension, got {name!r}")
-    if directory is not None:
-        target = Path(directory)
-    elif os.environ.get("ACECOURSE_BOOK_BUILD") or os.environ.get("ACECOURSE_CI"):
-        target = BUILD_FIGURES_DIR
-    else:
-        target = FIGURES_DIR
+    building = os.environ.get("ACECOURSE_BOOK_BUILD") or os.environ.get("ACECOURSE_CI")
+    target = Path(directory or (BUILD_FIGURES_DIR if building else FIGURES_DIR))
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.png"
     dpi = mpl.rcParams["savefig.dpi"]
