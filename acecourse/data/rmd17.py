@@ -103,11 +103,7 @@ def cache_dir() -> Path:
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder that holds ethanol split 01: ``data_dir``, else ``$ACECOURSE_RMD17_DIR``, else
     the shipped folder :data:`PACKAGE_DIR`."""
-    if data_dir is not None:
-        return Path(data_dir)
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
-    return PACKAGE_DIR
+    return Path(data_dir if data_dir is not None else os.environ.get(ENV_VAR) or PACKAGE_DIR)
 
 
 def content_sha256(path: Path) -> str:
@@ -215,30 +211,6 @@ def _rebuild_from_archive(name: str, archive: Path, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def rmd17_path(
-    molecule: str = "ethanol",
-    split: str = "train",
-    split_index: int = 1,
-    data_dir: str | os.PathLike | None = None,
-    download: bool = True,
-) -> Path:
-    """The checked split file: from ``data_dir`` or ``$ACECOURSE_RMD17_DIR`` when set, else
-    shipped, else in the cache, else downloaded into the cache (with ``download``)."""
-    name = split_file_name(molecule, split, split_index)
-    if data_dir is not None or os.environ.get(ENV_VAR):
-        path = resolve_data_dir(data_dir) / name
-    elif (PACKAGE_DIR / name).is_file():
-        path = PACKAGE_DIR / name
-    else:
-        path = cache_dir() / name
-        if not path.is_file():
-            if not download:
-                raise RMD17DataError(f"{name} is not downloaded yet: call with download=True")
-            fetch_rmd17(name)
-    verify_file(path)
-    return path
-
-
 def load_rmd17(
     molecule: str = "ethanol",
     split: str = "train",
@@ -247,7 +219,10 @@ def load_rmd17(
     indices: np.ndarray | list[int] | slice | int | None = None,
     download: bool = True,
 ) -> list[Atoms]:
-    """Load an rMD17 split as a list of ASE ``Atoms`` (see :func:`rmd17_path` for the file).
+    """Load an rMD17 split as a list of ASE ``Atoms``, from a checked file (:func:`verify_file`).
+
+    The file comes from ``data_dir`` or ``$ACECOURSE_RMD17_DIR`` when set, else it is shipped,
+    else in the cache, else it is downloaded into the cache (with ``download``).
 
     Parameters
     ----------
@@ -270,7 +245,18 @@ def load_rmd17(
         Positions in Å; ``info["REF_energy"]`` total energy in eV; ``arrays["REF_forces"]`` in
         eV/Å; ``info["rmd17_index"]`` the frame's index in the split; ``info["config_type"]``.
     """
-    path = rmd17_path(molecule, split, split_index, data_dir, download)
+    name = split_file_name(molecule, split, split_index)
+    if data_dir is not None or os.environ.get(ENV_VAR):
+        path = resolve_data_dir(data_dir) / name
+    elif (PACKAGE_DIR / name).is_file():
+        path = PACKAGE_DIR / name
+    else:
+        path = cache_dir() / name
+        if not path.is_file():
+            if not download:
+                raise RMD17DataError(f"{name} is not downloaded yet: call with download=True")
+            fetch_rmd17(name)
+    verify_file(path)
     with np.load(path) as npz:
         numbers = npz["nuclear_charges"].astype(int)
         coords = npz["coords"]
