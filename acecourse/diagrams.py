@@ -46,7 +46,6 @@ _EDGE = "#fde3c8"  # boxes acting on pairs (edges)
 _DATA = "#e6e6e6"  # inputs and outputs
 _MIX = "#d9f0d3"  # the product basis and updates
 
-
 _SCRIPT = re.compile(r"\$[^$]*[_^][^$]*\$")
 
 
@@ -119,8 +118,8 @@ class _Canvas:
 
 
 def format_shape(shape: tuple[int, ...]) -> str:
-    """The label of a tensor shape, e.g. ``(9, 256, 16)``."""
-    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    """The label of a tensor shape, e.g. ``(9, 256, 16)`` or ``(9,)``: Python's tuple notation."""
+    return str(tuple(int(s) for s in shape))
 
 
 def texts_description(fig: plt.Figure) -> str:
