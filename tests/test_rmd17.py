@@ -57,7 +57,6 @@ def _one_line_naming(error: pytest.ExceptionInfo, path: Path) -> str:
 # --------------------------------------------------------------------------- the shipped split
 def test_the_split_ships_with_its_licence_and_published_hashes() -> None:
     assert resolve_data_dir() == SHIPPED
-    assert rmd17.SHA256 == PUBLISHED
     for name, digest in PUBLISHED.items():
         assert rmd17.REGISTRY[name][0] == digest
         rmd17.verify_file(SHIPPED / name)

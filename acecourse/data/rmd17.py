@@ -78,11 +78,6 @@ REGISTRY = _read_registry()
 MOLECULES = tuple(sorted({name.split("_")[1] for name in REGISTRY}))
 """The ten molecules of rMD17 (aspirin ... uracil)."""
 
-SHA256 = {
-    name: REGISTRY[name][0] for name in ("rmd17_ethanol_train_01.npz", "rmd17_ethanol_test_01.npz")
-}
-"""SHA-256 of the shipped files (ethanol split 01)."""
-
 
 def split_file_name(molecule: str = "ethanol", split: str = "train", split_index: int = 1) -> str:
     """``rmd17_<molecule>_<train|test>_<01..05>.npz``; raises ``ValueError`` for other values."""
