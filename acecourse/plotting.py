@@ -3,14 +3,8 @@
 Every chapter calls :func:`use_course_style` once.  Figures worth keeping as files (for slides,
 the README or another page) are written with :func:`save_figure`, so that a file in ``figures/``
 is always produced by code in the repository.  Running a chapter by hand refreshes its file in
-``figures/``; a book build or a test run (``ACECOURSE_BOOK_BUILD`` or ``ACECOURSE_CI`` set) writes
-to ``_build/figures/`` instead, so that building the website never modifies tracked files.
-
-``figures/`` is the repository's (:func:`repository_root`): the folder above the package in a
-clone with ``pip install -e .``; for a package installed into site-packages (Colab, where the
-chapter's setup cell clones the repository and installs the package from the clone) the clone
-that holds the working directory; with no clone anywhere, ``figures/`` in the working directory,
-never a folder inside site-packages.
+``figures/``, the repository's (:func:`repository_root`), never a folder inside site-packages; a
+book build or a test run writes to ``_build/figures/`` instead (:func:`save_figure`).
 
 Legibility (issue 20): the website's content column is about 740 CSS px wide.  The course style
 draws a figure at 100 px per inch (a 7.4 in wide figure fills the column at its natural size), with
@@ -40,10 +34,13 @@ def _is_repository(folder: Path) -> bool:
 
 
 def repository_root(package_file: Path | None = None, cwd: Path | None = None) -> Path | None:
-    """The course repository this code works in, or None.
+    """The course repository this code works in, or None (then ``figures/`` is in the working
+    directory).
 
     The folder above the package if it is a clone (an editable install), else the nearest folder
-    at or above ``cwd`` (default: the working directory) that is one.
+    at or above ``cwd`` (default: the working directory) that is one: for a package installed into
+    site-packages (Colab, where the setup cell clones the repository and installs the package
+    from the clone), the clone that holds the working directory.
     """
     package_parent = Path(package_file or __file__).resolve().parents[1]
     if _is_repository(package_parent):
