@@ -21,10 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase.io import write
 
 from acecourse.training.config import TrainConfig
 
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) INFO: (.*)$")
+# the time stamps of the log lines that start training and end an epoch
+_MARK = re.compile(
+    r"^\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) INFO: (?:Started training|Epoch \d+:)",
+    re.MULTILINE,
+)
 
 
 def stock_command(
@@ -33,7 +38,6 @@ def stock_command(
     valid_file: str,
     e0s: dict[int, float] | None = None,
     test_file: str | None = None,
-    device: str | None = None,
     epochs: int | None = None,
     stage_two: bool = True,
 ) -> list[str]:
@@ -46,7 +50,6 @@ def stock_command(
     e0_arg = (
         "average" if e0s is None else "{" + ", ".join(f"{z}: {e!r}" for z, e in e0s.items()) + "}"
     )
-    device = device or ("cpu" if config.device == "cpu" else "cuda")
     args = [
         "mace_run_train",
         "--name=mace_ethanol",
@@ -79,7 +82,7 @@ def stock_command(
         f"--ema_decay={config.ema_decay}",
         f"--seed={config.seed}",
         f"--default_dtype={config.dtype}",
-        f"--device={device}",
+        f"--device={'cpu' if config.device == 'cpu' else 'cuda'}",
         "--eval_interval=1",
     ]
     if config.amsgrad:
@@ -99,31 +102,21 @@ def stock_command(
     return args
 
 
-def write_extxyz(frames, path: str | os.PathLike) -> None:
-    """Frames with ``REF_energy``/``REF_forces`` as extended XYZ, as ``mace_run_train`` reads."""
-    from ase.io import write
-
-    write(str(path), list(frames), format="extxyz")
-
-
 def write_split_xyz(config: TrainConfig, out_dir: str | os.PathLike) -> dict[str, str]:
     """The course's training, validation and test frames of ``config`` as extended XYZ files
-    (``train.xyz``, ``valid.xyz``, ``test.xyz`` in ``out_dir``), the input of
-    :func:`stock_command`.  Returns their paths."""
+    (``train.xyz``, ``valid.xyz``, ``test.xyz`` in ``out_dir``, with ``REF_energy`` and
+    ``REF_forces``), the input of :func:`stock_command`.  Returns their paths."""
     from acecourse.data.rmd17 import load_rmd17_ethanol
     from acecourse.training.trainer import split_indices
 
-    train_idx, valid_idx, test_idx = split_indices(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, source, indices in (
-        ("train", "train", train_idx),
-        ("valid", "train", valid_idx),
-        ("test", "test", test_idx),
-    ):
+    for name, indices in zip(("train", "valid", "test"), split_indices(config)):
         paths[name] = str(out / f"{name}.xyz")
-        write_extxyz(load_rmd17_ethanol(source, config.data_dir, indices=indices), paths[name])
+        source = "test" if name == "test" else "train"  # validation frames come from train
+        frames = load_rmd17_ethanol(source, config.data_dir, indices=indices)
+        write(paths[name], frames, format="extxyz")
     return paths
 
 
@@ -133,16 +126,11 @@ def epoch_times_from_log(text: str) -> list[float]:
     mace-torch logs ``Epoch N: head: ..., loss=...`` after each epoch's validation, with a
     millisecond time stamp (``%Y-%m-%d %H:%M:%S.%f``).
     """
-    marks = []
-    for line in text.splitlines():
-        match = _LOG_LINE.match(line.strip())
-        if not match:
-            continue
-        stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-        message = match.group(2)
-        if message.startswith("Started training") or re.match(r"Epoch \d+:", message):
-            marks.append(stamp)
-    return list(np.diff(marks))
+    stamps = [
+        datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        for stamp in _MARK.findall(text)
+    ]
+    return list(np.diff(stamps))
 
 
 def time_stock_epochs(
@@ -160,31 +148,22 @@ def time_stock_epochs(
     e0s = {int(z): float(e) for z, e in zip(Z_TABLE.zs, data["e0s"])}
     with tempfile.TemporaryDirectory(prefix="stock_") as work:
         work = Path(work)
-        write_extxyz(data["frames"]["train"], work / "train.xyz")
-        write_extxyz(data["frames"]["valid"], work / "valid.xyz")
-        args = stock_command(
-            config,
-            str(work / "train.xyz"),
-            str(work / "valid.xyz"),
-            e0s,
-            epochs=epochs,
-            stage_two=False,
-        )
+        train, valid = (str(work / f"{name}.xyz") for name in ("train", "valid"))
+        write(train, data["frames"]["train"], format="extxyz")
+        write(valid, data["frames"]["valid"], format="extxyz")
+        args = stock_command(config, train, valid, e0s, epochs=epochs, stage_two=False)
         argv = [sys.executable, "-m", "mace.cli.run_train", *args[1:], f"--work_dir={work}"]
         t0 = time.perf_counter()
-        try:
-            done = subprocess.run(
-                argv, cwd=work, capture_output=True, text=True, timeout=timeout_s, check=False
-            )
-            output, rc = done.stdout + done.stderr, done.returncode
-        except subprocess.TimeoutExpired as err:
-            output = (
-                (err.stdout or b"").decode()
-                if isinstance(err.stdout, bytes)
-                else (err.stdout or "")
-            )
-            rc = None
+        with open(work / "output.log", "w") as log:  # a killed run's epochs are kept
+            try:
+                done = subprocess.run(
+                    argv, cwd=work, stdout=log, stderr=log, timeout=timeout_s, check=False
+                )
+                rc = done.returncode
+            except subprocess.TimeoutExpired:
+                rc = None
         wall = time.perf_counter() - t0
+        output = (work / "output.log").read_text()
     times = epoch_times_from_log(output)
     result: dict[str, Any] = {
         "command": shlex.join(args),
