@@ -16,11 +16,9 @@ Every course backend starts from the same weights, sees the same batches, and ru
 training step (forward, forces by autograd, loss, backward, AMSGrad step, EMA); its predictions
 for one probe batch are kept so that the backends can be checked against each other.
 
-A failing backend never takes the others down: each is caught and its error recorded, and with
-``isolate=True`` (the command line's default) each runs in a process of its own with a time
-limit, so that a crash, a hang or a poisoned CUDA context stays in that process: at the limit the
-whole process group is killed, ``mace_run_train`` of the ``stock`` backend included, which is
-given 20 s less so that it ends first and its epoch times are kept.  The results file is
+A failing backend never takes the others down: its error is recorded, and with ``isolate=True``
+(the command line's default) each backend runs in a process group of its own, killed whole at a
+time limit, so that a crash, a hang or a poisoned CUDA context stays there.  The results file is
 rewritten after every backend.
 """
 
@@ -127,42 +125,38 @@ def _model_for(backend: str, config: TrainConfig, data: dict, device: torch.devi
     return reference.to(device)
 
 
-def check_backend(config: TrainConfig, backend: str) -> torch.device:
-    """The device of a course backend; an error if the backend cannot run there."""
-    device = resolve_device(config)
-    if device.type != "cuda" and (backend.startswith("cueq") or backend.endswith("+graph")):
-        raise TrainingError(f"backend {backend} needs device cuda")
-    return device
-
-
 def run_backend(
     config: TrainConfig,
     backend: str,
     steps: int,
-    data: dict,
+    data: dict | None = None,
     stock_epochs: int = 3,
     stock_timeout_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Time one backend; any exception becomes ``{"error": ...}`` (the others go on)."""
+    """Time one backend; any exception becomes ``{"error": ...}`` (the others go on).
+
+    ``data`` is :func:`~acecourse.training.trainer.prepare_data`'s, loaded here when not given:
+    after the check that the backend can run on this machine, so that one that cannot fails fast.
+    """
     t0 = time.perf_counter()
     try:
         if backend == "stock":
             from acecourse.training.stock import time_stock_epochs
 
+            data = data or prepare_data(config)
             return time_stock_epochs(config, data, epochs=stock_epochs, timeout_s=stock_timeout_s)
-        device = check_backend(config, backend)
-        dtype = getattr(torch, config.dtype)
-        batches = make_batches(data["train"], device, dtype)
+        device = resolve_device(config)
+        if device.type != "cuda" and (backend.startswith("cueq") or backend.endswith("+graph")):
+            raise TrainingError(f"backend {backend} needs device cuda")
+        data = data or prepare_data(config)
+        batches = make_batches(data["train"], device, getattr(torch, config.dtype))
         model = _model_for(backend, config, data, device)
-        probe = batches.batch(torch.arange(config.batch_size))
-        pred = model(probe, training=False, compute_force=True)
-        probe_out = {
-            "energy": pred["energy"].detach().double().cpu().tolist(),
-            "forces": pred["forces"].detach().double().cpu().tolist(),
-        }
+        probe_batch = batches.batch(torch.arange(config.batch_size))
+        pred = model(probe_batch, training=False, compute_force=True)
+        probe = {k: pred[k].detach().double().cpu().tolist() for k in ("energy", "forces")}
         del pred  # a live autograd graph would break CUDA-graph capture
         timing = time_steps(model, batches, config, steps, device, backend.endswith("+graph"))
-        return {**timing, "probe": probe_out, "wall_s": time.perf_counter() - t0}
+        return {**timing, "probe": probe, "wall_s": time.perf_counter() - t0}
     except Exception as err:  # noqa: BLE001 (record why a path failed, go on with the rest)
         return {"error": f"{type(err).__name__}: {err}", "wall_s": time.perf_counter() - t0}
 
@@ -170,13 +164,20 @@ def run_backend(
 def _run_isolated(
     config: TrainConfig, backend: str, steps: int, stock_epochs: int, timeout_s: float
 ) -> dict[str, Any]:
-    """:func:`run_backend` in a process group of its own, killed whole after ``timeout_s``."""
+    """:func:`run_backend` in a process group of its own, killed whole after ``timeout_s``
+    (``mace_run_train`` of the ``stock`` backend included, which is given 20 s less so that it
+    ends first and its epoch times are kept)."""
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
-        config_file, out_file = Path(tmp) / "config.json", Path(tmp) / "result.json"
-        config_file.write_text(config.to_json())
-        stock_timeout = max(1.0, timeout_s - 20)  # mace_run_train ends first, its times kept
-        argv = [sys.executable, "-m", "acecourse.training.benchmark", str(config_file), backend,
-                str(steps), str(stock_epochs), str(out_file), str(stock_timeout)]  # fmt: skip
+        job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job = {
+            "config": config.to_dict(),
+            "backend": backend,
+            "steps": steps,
+            "stock_epochs": stock_epochs,
+            "stock_timeout_s": max(1.0, timeout_s - 20),
+        }
+        job_file.write_text(json.dumps(job))
+        argv = [sys.executable, "-m", "acecourse.training.benchmark", str(job_file), str(out_file)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             argv,
@@ -245,37 +246,35 @@ def benchmark(
         result["backends"][backend] = entry
         if verbose:
             print(summary_line(backend, entry), flush=True)
-        out_file.write_text(json.dumps(_compare(result), indent=2) + "\n")
-    return _compare(result)
+        _compare(result)
+        out_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
-def _compare(result: dict[str, Any]) -> dict[str, Any]:
-    """Speed-ups over eager e3nn and the agreement of the backends' predictions."""
-    result = dict(result)
+def _compare(result: dict[str, Any]) -> None:
+    """Add the speed-ups over eager e3nn and the agreement of the backends' predictions."""
     entries = result["backends"]
     timed = {k: v for k, v in entries.items() if "median_ms_per_step" in v}
-    if "e3nn" in timed:
-        base = timed["e3nn"]["median_ms_per_step"]
-        result["speedup_over_e3nn"] = {k: base / v["median_ms_per_step"] for k, v in timed.items()}
-        reference = entries["e3nn"].get("probe")
-        differences = {}
-        for name, entry in entries.items():
-            if name != "e3nn" and reference and entry.get("probe"):
-                e1, e2 = (torch.tensor(x["energy"]) for x in (reference, entry["probe"]))
-                f1, f2 = (torch.tensor(x["forces"]) for x in (reference, entry["probe"]))
-                differences[name] = {
-                    "energy_eV": float((e1 - e2).abs().max()),
-                    "forces_eV_per_A": float((f1 - f2).abs().max()),
-                }
-        result["max_abs_difference_vs_e3nn"] = differences
-        if "cueq" in differences:  # the key older benchmark files have
-            result["max_abs_force_difference_eV_per_A"] = differences["cueq"]["forces_eV_per_A"]
-    if "e3nn" in timed and "e3nn+graph" in timed:
+    if "e3nn" not in timed:
+        return
+    base = timed["e3nn"]["median_ms_per_step"]
+    result["speedup_over_e3nn"] = {k: base / v["median_ms_per_step"] for k, v in timed.items()}
+    reference = timed["e3nn"]["probe"]
+    result["max_abs_difference_vs_e3nn"] = differences = {
+        name: {
+            unit: float((torch.tensor(reference[k]) - torch.tensor(entry["probe"][k])).abs().max())
+            for k, unit in (("energy", "energy_eV"), ("forces", "forces_eV_per_A"))
+        }
+        for name, entry in entries.items()
+        if name != "e3nn" and "probe" in entry
+    }
+    if "cueq" in differences:  # the key older benchmark files have
+        result["max_abs_force_difference_eV_per_A"] = differences["cueq"]["forces_eV_per_A"]
+    if "e3nn+graph" in timed:
         a, b = timed["e3nn"]["losses"], timed["e3nn+graph"]["losses"]
         result["graph_vs_eager_max_relative_loss_difference"] = max(
             abs(x - y) / abs(x) for x, y in zip(a, b)
         )
-    return result
 
 
 def summary_line(backend: str, entry: dict[str, Any]) -> str:
@@ -300,25 +299,12 @@ def summary_table(result: dict[str, Any]) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """Entry of an isolated backend: CONFIG_JSON BACKEND STEPS STOCK_EPOCHS OUT_JSON
-    STOCK_TIMEOUT_S."""
-    config_file, backend, steps, stock_epochs, out_file, stock_timeout = argv
-    config = config_from_dict(json.loads(Path(config_file).read_text()))
+    """Entry of an isolated backend: JOB_JSON (the config and run_backend's arguments) OUT_JSON."""
+    job_file, out_file = argv
+    job = json.loads(Path(job_file).read_text())
+    config = config_from_dict(job.pop("config"))
     torch.set_default_dtype(getattr(torch, config.dtype))
-    try:  # a backend that cannot run here fails before the data are loaded
-        if backend != "stock":
-            check_backend(config, backend)
-        entry = run_backend(
-            config,
-            backend,
-            int(steps),
-            prepare_data(config),
-            int(stock_epochs),
-            float(stock_timeout),
-        )
-    except TrainingError as err:
-        entry = {"error": f"{type(err).__name__}: {err}", "wall_s": 0.0}
-    Path(out_file).write_text(json.dumps(entry) + "\n")
+    Path(out_file).write_text(json.dumps(run_backend(config, **job)) + "\n")
     return 0
 
 
