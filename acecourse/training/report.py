@@ -60,19 +60,18 @@ def h200_speeds(h200_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     pair = [read(f"benchmark_two_processes_at_once_{i}.json") for i in (1, 2)]
     device = bench5["device"]
 
-    def loop(label: str, batch: int, timings: list[dict], source: str) -> dict[str, Any]:
+    def loop(label: str, batch: int, timings: list[dict], source: str = "") -> dict[str, Any]:
         return {
             "label": label,
             "batch": batch,
             "ms_per_step": float(np.mean([t["median_ms_per_step"] for t in timings])),
             "epoch_s": float(np.mean([t["epoch_s_from_median"] for t in timings])),
             "cuda_graph_used": all(t["cuda_graph_used"] for t in timings),
-            "source": source,
+            "source": source or f"benchmark: median step × {timings[0]['steps_per_epoch']}",
             "device": device,
         }
 
     steps = bench5["backends"]["e3nn+graph"]["steps_per_epoch"]
-    steps20 = bench20["backends"]["e3nn+graph"]["steps_per_epoch"]
     stock = epoch_times_from_log((h200 / "stock_mace_run_train_e3nn.log").read_text())
     stock_s = float(np.median(stock[1:]))
     return {
@@ -84,12 +83,9 @@ def h200_speeds(h200_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
             "source": f"its log, median of epochs 2-{len(stock)}",
             "device": device,
         },
-        "eager": loop("course loop, eager", 5, [bench5["backends"]["e3nn"]],
-                      f"benchmark: median step × {steps}"),
-        "graph5": loop("course loop + CUDA graph", 5, [bench5["backends"]["e3nn+graph"]],
-                       f"benchmark: median step × {steps}"),
-        "graph20": loop("course loop + CUDA graph", 20, [bench20["backends"]["e3nn+graph"]],
-                        f"benchmark: median step × {steps20}"),
+        "eager": loop("course loop, eager", 5, [bench5["backends"]["e3nn"]]),
+        "graph5": loop("course loop + CUDA graph", 5, [bench5["backends"]["e3nn+graph"]]),
+        "graph20": loop("course loop + CUDA graph", 20, [bench20["backends"]["e3nn+graph"]]),
         "pair": loop("course loop + CUDA graph, each of two runs at once", 5,
                      [p["backends"]["e3nn+graph"] for p in pair],
                      "two benchmarks at once, mean of the two"),
@@ -115,15 +111,13 @@ def chain_figure(
     minutes = [r["cumulative_gpu_min"] for r in chain]
     kept = [r for r in chain if r.get("improved", 1) == 0]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    panels = [
+    for ax, ref, ylabel in [
         (axes[0], "forces_mae_meV_per_A", "test force MAE (meV/Å)"),
         (axes[1], "energy_mae_meV", "test energy MAE (meV/molecule)"),
-    ]
-    for ax, ref, ylabel in panels:
-        key = f"test_{ref}"
-        ax.plot(
-            minutes, [r[key] for r in chain], "o-", color="C0", label="the chain (float64 test)"
-        )
+    ]:
+        key, refs = f"test_{ref}", others.get(ref, {})
+        maes = [r[key] for r in chain]
+        ax.plot(minutes, maes, "o-", color="C0", label="the chain (float64 test)")
         if kept:
             ax.plot([r["cumulative_gpu_min"] for r in kept], [r[key] for r in kept], "o",
                     mfc="white", color="C0", label="window kept its start weights")  # fmt: skip
@@ -131,9 +125,9 @@ def chain_figure(
             ax.annotate(f"w{r['window']}", (r["cumulative_gpu_min"], r[key]),
                         textcoords="offset points", xytext=(4, 4))  # fmt: skip
         ax.axhline(paper[ref], color="k", lw=1, label="MACE paper")
-        for (label, value), style in zip(others.get(ref, {}).items(), (":", "--")):
+        for (label, value), style in zip(refs.items(), (":", "--")):
             ax.axhline(value, color="C1", ls=style, lw=1, label=label)
-        values = [r[key] for r in chain] + [paper[ref], *others.get(ref, {}).values()]
+        values = [*maes, paper[ref], *refs.values()]
         ax.set(xlabel="cumulative GPU minutes", ylabel=ylabel, yscale="log",
                xlim=(0, max(minutes) * 1.2 + 1), ylim=(min(values) / 1.6, max(values) * 2.5))  # fmt: skip
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
