@@ -20,6 +20,7 @@ from ase import Atoms, units
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
+from tqdm.auto import tqdm
 
 from acecourse.training.trainer import git_commit, load_trained_model
 
@@ -82,21 +83,16 @@ def run_nve(
     rows, positions = [], []
 
     def record() -> None:
-        e_pot = atoms.get_potential_energy()
-        e_kin = atoms.get_kinetic_energy()
-        rows.append(
-            (dynamics.get_number_of_steps() * timestep_fs, e_pot, e_kin, atoms.get_temperature())
-        )
+        time_fs = dynamics.get_number_of_steps() * timestep_fs
+        e_pot, e_kin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        rows.append((time_fs, e_pot, e_kin, atoms.get_temperature()))
         positions.append(atoms.get_positions())  # a copy: ASE returns one
 
     dynamics.attach(record, interval=every)
-    from tqdm.auto import tqdm
-
     with tqdm(total=n_steps, desc="MD steps", disable=not progress) as bar:
         dynamics.attach(lambda: bar.update(1), interval=1)
         dynamics.run(n_steps)
-    data = np.array(rows)
-    time_fs, e_pot, e_kin, temperature = data.T
+    time_fs, e_pot, e_kin, temperature = np.array(rows).T
     e_tot = e_pot + e_kin
     slope = np.polyfit(time_fs / 1000.0, e_tot, 1)[0]  # eV per ps
     return {
