@@ -1,10 +1,8 @@
 """mace-torch's own training loop (``mace_run_train``) on the same model and data, for comparison.
 
-:func:`stock_command` writes the ``mace_run_train`` command line that trains the model of a
-:class:`~acecourse.training.config.TrainConfig` with the same recipe (the chapter prints it for
-the ``full`` profile); :func:`time_stock_epochs` runs it for a few epochs on the config's
-train/validation frames and reads the epoch times from its log, so that the benchmark can put
-mace-torch's loop next to the course's.
+:func:`stock_command` is the command line that trains a config's model with the same recipe
+(the chapter prints it); :func:`time_stock_epochs` runs it for a few epochs and reads the epoch
+times from its log, the benchmark's ``stock`` backend.
 """
 
 from __future__ import annotations
