@@ -6,6 +6,9 @@ chapter 04/02, which imports it with :func:`build_model`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from e3nn import o3
@@ -16,6 +19,18 @@ from acecourse.training.config import TrainConfig
 from acecourse.training.data import Z_TABLE
 
 __all__ = ["build_model", "count_parameters", "parameter_groups", "to_cueq", "to_e3nn"]
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Torch's default dtype set to ``dtype`` inside the block, the previous one restored after
+    (also when the block itself changes it, as mace-torch's backend converters do)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def build_model(
@@ -31,12 +46,9 @@ def build_model(
     with ``e_i`` the sum of the per-layer readouts (shift 0, as mace-torch's ``MACE`` model).
     The model is made in the config's dtype, on the CPU, with the e3nn backend.
     """
-    dtype = getattr(torch, config.dtype)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
+    with default_dtype(getattr(torch, config.dtype)):
         torch.manual_seed(config.seed)
-        model = modules.ScaleShiftMACE(
+        return modules.ScaleShiftMACE(
             r_max=config.r_max,
             num_bessel=config.num_bessel,
             num_polynomial_cutoff=config.num_polynomial_cutoff,
@@ -58,31 +70,22 @@ def build_model(
             atomic_inter_scale=float(scale),
             atomic_inter_shift=0.0,
         )
-    finally:
-        torch.set_default_dtype(previous)
-    return model
 
 
 def to_cueq(model: torch.nn.Module, device: str = "cuda") -> torch.nn.Module:
     """The same model (same weights) on mace-torch's cuEquivariance backend."""
     from mace.cli.convert_e3nn_cueq import run as e3nn_to_cueq
 
-    previous = torch.get_default_dtype()
-    try:
+    with default_dtype(torch.get_default_dtype()):
         return e3nn_to_cueq(model, device=device, return_model=True)
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def to_e3nn(model: torch.nn.Module, device: str = "cpu") -> torch.nn.Module:
     """Back from cuEquivariance to the plain e3nn backend (for CPU use and saving)."""
     from mace.cli.convert_cueq_e3nn import run as cueq_to_e3nn
 
-    previous = torch.get_default_dtype()
-    try:
+    with default_dtype(torch.get_default_dtype()):
         return cueq_to_e3nn(model, device=device, return_model=True)
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
@@ -92,18 +95,12 @@ def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict]:
         (decay if ("linear.weight" in name or "skip_tp_full.weight" in name) else no_decay).append(
             param
         )
-    return [
-        {
-            "name": "embedding",
-            "params": list(model.node_embedding.parameters()),
-            "weight_decay": 0.0,
-        },
-        {"name": "interactions_decay", "params": decay, "weight_decay": config.weight_decay},
-        {"name": "interactions_no_decay", "params": no_decay, "weight_decay": 0.0},
-        {
-            "name": "products",
-            "params": list(model.products.parameters()),
-            "weight_decay": config.weight_decay,
-        },
-        {"name": "readouts", "params": list(model.readouts.parameters()), "weight_decay": 0.0},
+    wd = config.weight_decay
+    groups = [
+        ("embedding", model.node_embedding.parameters(), 0.0),
+        ("interactions_decay", decay, wd),
+        ("interactions_no_decay", no_decay, 0.0),
+        ("products", model.products.parameters(), wd),
+        ("readouts", model.readouts.parameters(), 0.0),
     ]
+    return [{"name": n, "params": list(p), "weight_decay": w} for n, p, w in groups]
