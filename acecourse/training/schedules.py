@@ -34,7 +34,12 @@ from acecourse.training.config import TrainConfig
 
 
 class Schedule:
-    """Stage and learning rate of each epoch (``epoch_index`` counts from zero)."""
+    """Stage and learning rate of each epoch (``epoch_index`` counts from zero) of a run of
+    ``total`` epochs; ``state_dict``/``load_state_dict`` carry what a checkpoint must keep."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.total = config.max_epochs
 
     def stage(self, epoch_index: int) -> int:
         raise NotImplementedError
@@ -48,18 +53,12 @@ class Schedule:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
 
 class PlateauSchedule(Schedule):
     """Reduce-on-plateau, then a constant stage-two rate (mace-torch's default recipe)."""
 
     def __init__(self, config: TrainConfig):
-        self.config = config
+        super().__init__(config)
         self.current = config.lr
         # torch's rule itself, on a dummy optimiser: the same arithmetic as mace-torch's scheduler
         self._dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
@@ -98,10 +97,6 @@ class PlateauSchedule(Schedule):
 
 class CycleSchedule(Schedule):
     """Linear warm-up to ``config.lr``, half-cosine decay to ``config.cycle_min_lr``."""
-
-    def __init__(self, config: TrainConfig):
-        self.config = config
-        self.total = config.max_epochs
 
     @property
     def stage_two_start(self) -> int:

@@ -61,16 +61,25 @@ from acecourse.metrics import error_metrics
 from acecourse.training.config import TrainConfig, config_from_dict, held_out_test_indices
 from acecourse.training.data import (
     Z_TABLE,
+    StaticBatches,
     atomic_reference_energies,
     energy_statistics,
     make_batches,
     to_atomic_data,
 )
-from acecourse.training.model import build_model, count_parameters, parameter_groups, to_cueq
-from acecourse.training.schedules import CycleSchedule, Schedule, make_schedule
+from acecourse.training.model import (
+    build_model,
+    count_parameters,
+    default_dtype,
+    parameter_groups,
+    to_cueq,
+    to_e3nn,
+)
+from acecourse.training.schedules import Schedule, make_schedule
 from acecourse.training.steps import EMA, StepRunner
 
 CHECKPOINT_NAME = "checkpoint.pt"
+STATEFUL = ("model", "optimizer", "schedule", "ema", "best")  # Run's parts with a state_dict
 METRIC_FIELDS = [
     "epoch",
     "stage",
@@ -112,20 +121,14 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 def predict(model: torch.nn.Module, batches, batch_size: int) -> dict[str, np.ndarray]:
     """Energies (eV) and forces (eV/Å), reference and predicted, over a whole dataset."""
-    e_ref, e_pred, f_ref, f_pred = [], [], [], []
+    parts = []
     for batch in batches.iterate(batch_size, shuffle=False):
         out = model(batch, training=False, compute_force=True)
-        e_ref.append(batch["energy"].detach().double().cpu())
-        e_pred.append(out["energy"].detach().double().cpu())
-        n_graphs = batch["energy"].shape[0]
-        f_ref.append(batch["forces"].detach().double().cpu().reshape(n_graphs, -1, 3))
-        f_pred.append(out["forces"].detach().double().cpu().reshape(n_graphs, -1, 3))
-    return {
-        "energy_ref": torch.cat(e_ref).numpy(),
-        "energy_pred": torch.cat(e_pred).numpy(),
-        "forces_ref": torch.cat(f_ref).numpy(),
-        "forces_pred": torch.cat(f_pred).numpy(),
-    }
+        n = batch["energy"].shape[0]
+        forces = batch["forces"].reshape(n, -1, 3), out["forces"].reshape(n, -1, 3)
+        parts.append([v.detach().double().cpu() for v in (batch["energy"], out["energy"], *forces)])
+    names = ("energy_ref", "energy_pred", "forces_ref", "forces_pred")
+    return {name: torch.cat(column).numpy() for name, column in zip(names, zip(*parts))}
 
 
 def git_commit() -> str:
@@ -135,20 +138,16 @@ def git_commit() -> str:
     if os.environ.get("ACECOURSE_GIT_COMMIT"):
         return os.environ["ACECOURSE_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return run.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "HEAD") + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("ACECOURSE_GIT_COMMIT", "unknown")
+        return "unknown"
 
 
 def software_versions() -> dict[str, str]:
@@ -174,12 +173,6 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _atomic_write(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -188,8 +181,7 @@ def _write_metrics_csv(history: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         writer.writeheader()
-        for row in history:
-            writer.writerow({k: row[k] for k in METRIC_FIELDS})
+        writer.writerows(history)
 
 
 def read_metrics(run_dir: str | os.PathLike) -> np.ndarray:
@@ -288,14 +280,16 @@ class BestWeights:
 
     def set_start(self, ema: EMA, energy_term: float, forces_term: float) -> None:
         """Make the weights ``ema`` holds now (the start) a candidate, with their validation
-        energy and force terms (:func:`validation_terms`)."""
+        energy and force terms (:func:`validation_terms`); they are the best ("epoch 0") until
+        an epoch is offered."""
         self.start_weights = [s.detach().clone() for s in ema.shadow]
         self.start_terms = (float(energy_term), float(forces_term))
+        self.epoch, self.weights = 0, self.start_weights
 
     @property
     def kept_start(self) -> bool:
         """True when the start weights won (no epoch of the last stage beat them)."""
-        return self.start_weights is not None and self.epoch == 0
+        return self.epoch == 0
 
     def offer(
         self,
@@ -323,14 +317,6 @@ class BestWeights:
         self.epoch, self.valid_loss = epoch, valid_loss
         self.weights = [s.detach().clone() for s in ema.shadow]
         return True
-
-    def keep_start_if_none(self) -> bool:
-        """When no epoch has been offered yet, make the start weights the best ("epoch 0").
-
-        Returns whether there are best weights now (False: no epoch and no start weights)."""
-        if self.weights is None and self.start_weights is not None:
-            self.epoch, self.weights = 0, self.start_weights
-        return self.weights is not None
 
     @contextlib.contextmanager
     def applied(self, ema: EMA):
@@ -397,11 +383,7 @@ class Run:
     @property
     def total_epochs(self) -> int:
         """Epochs of the whole run (a cycle may have fixed its own length)."""
-        return (
-            self.schedule.total
-            if isinstance(self.schedule, CycleSchedule)
-            else self.config.max_epochs
-        )
+        return self.schedule.total
 
     def wall_time_s(self) -> float:
         """Training wall time of all sessions, this one up to now."""
@@ -454,7 +436,7 @@ def start_run(
     optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
     ema = EMA(model.parameters(), decay=config.ema_decay)
     train_batches = make_batches(data["train"], device, dtype)
-    static = type(train_batches).__name__ == "StaticBatches"
+    static = isinstance(train_batches, StaticBatches)
     if use_graph and not static:
         raise TrainingError("cuda_graph needs identical graphs in every batch (StaticBatches)")
     run = Run(
@@ -506,7 +488,7 @@ def start_run(
             "wall_time_s": 0.0,
         }
     )
-    (out / "config.json").write_text(config.to_json() + "\n")
+    write_json(config.to_dict(), out / "config.json")
     return run
 
 
@@ -543,9 +525,14 @@ def load_init_weights(model: torch.nn.Module, config: TrainConfig) -> None:
             f"{config.init_weights} has another architecture ({', '.join(differ)}): "
             "start it with its own settings or from scratch"
         )
-    dtype = getattr(torch, config.dtype)
+    _load_weights(model, saved, config.dtype)
+
+
+def _load_weights(model: torch.nn.Module, saved: dict, dtype: str) -> None:
+    """Load the state dict of a :func:`read_saved_model` dictionary, floats cast to ``dtype``."""
+    to = getattr(torch, dtype)
     model.load_state_dict(
-        {k: v.to(dtype) if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
+        {k: v.to(to) if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
     )
 
 
@@ -573,11 +560,8 @@ def load_checkpoint(run: Run, path: Path) -> None:
             f"change only while both the old ({old_start}) and the new ({new_start}) "
             "start lie ahead of it"
         )
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.schedule.load_state_dict(state["schedule"])
-    run.ema.load_state_dict(state["ema"])
-    run.best.load_state_dict(state["best"])
+    for name in STATEFUL:
+        getattr(run, name).load_state_dict(state[name])
     run.generator.set_state(state["generator"].cpu())
     run.history, run.sessions, run.epoch = state["history"], state["sessions"], state["epoch"]
 
@@ -596,21 +580,12 @@ def save_checkpoint(run: Run) -> None:
     write_run_json(run, "running")
     if not run.checkpoints:
         return
-    _atomic_write(
-        {
-            "config": run.config.to_dict(),
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "schedule": run.schedule.state_dict(),
-            "ema": run.ema.state_dict(),
-            "best": run.best.state_dict(),
-            "generator": run.generator.get_state(),
-            "history": run.history,
-            "sessions": run.sessions,
-            "epoch": run.epoch,
-        },
-        run.out / CHECKPOINT_NAME,
-    )
+    state = {name: getattr(run, name).state_dict() for name in STATEFUL}
+    state.update(config=run.config.to_dict(), generator=run.generator.get_state())
+    state.update(history=run.history, sessions=run.sessions, epoch=run.epoch)
+    tmp = run.out / (CHECKPOINT_NAME + ".tmp")  # written whole, then renamed: never half a file
+    torch.save(state, tmp)
+    os.replace(tmp, run.out / CHECKPOINT_NAME)
 
 
 def write_run_json(run: Run, status: str) -> None:
@@ -677,21 +652,10 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
     metrics, valid_loss = validate(run, w_e, w_f)
     run.schedule.after_validation(epoch_index, valid_loss)
     run.best.offer(epoch_index + 1, stage, valid_loss, run.ema, (w_e, w_f))
-    return {
-        "epoch": epoch_index + 1,
-        "stage": stage,
-        "lr": lr,
-        "energy_weight": w_e,
-        "forces_weight": w_f,
-        "train_loss": train_loss,
-        "valid_loss": valid_loss,
-        "valid_energy_mae_meV": metrics["energy_mae_meV"],
-        "valid_energy_rmse_meV": metrics["energy_rmse_meV"],
-        "valid_forces_mae_meV_per_A": metrics["forces_mae_meV_per_A"],
-        "valid_forces_rmse_meV_per_A": metrics["forces_rmse_meV_per_A"],
-        "epoch_time_s": time.perf_counter() - t_epoch,
-        "wall_time_s": run.wall_time_s(),
-    }
+    values = [epoch_index + 1, stage, lr, w_e, w_f, train_loss, valid_loss]
+    values += [metrics[name.removeprefix("valid_")] for name in METRIC_FIELDS[7:11]]
+    values += [time.perf_counter() - t_epoch, run.wall_time_s()]
+    return dict(zip(METRIC_FIELDS, values, strict=True))
 
 
 # --- a cycle: epochs until the end, the wall-time limit or a signal ---------------------------
@@ -725,7 +689,7 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
             try:
                 row = train_epoch(run, run.epoch, stop)
             except NonFiniteLoss as err:
-                if config.at_wall != "finish" or not run.best.keep_start_if_none():
+                if config.at_wall != "finish" or run.best.weights is None:
                     raise
                 run.run_info["stopped"] = f"{err}: ended with the best weights so far"
                 print(f"warning: {run.run_info['stopped']}", file=sys.stderr, flush=True)
@@ -789,14 +753,10 @@ def train(
         epochs completed (for "paused", those in the checkpoint).  When finished, ``test`` (test
         metrics of the best validation EMA weights, see :class:`BestWeights`) and ``best_epoch``.
     """
-    previous_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, config.dtype))
-    try:
+    with default_dtype(getattr(torch, config.dtype)):
         run = start_run(config, Path(output_dir), resume, command, checkpoints)
         status = train_epochs(run, plan)
         return end_run(run, status)
-    finally:
-        torch.set_default_dtype(previous_dtype)
 
 
 def end_run(run: Run, status: str) -> dict[str, Any]:
@@ -838,8 +798,6 @@ def finalize(run: Run) -> dict[str, dict]:
         test_pred = predict(model, test_batches, config.valid_batch_size)
         export = model
         if config.backend == "cueq":
-            from acecourse.training.model import to_e3nn
-
             export = to_e3nn(model, device="cpu")
         # clone: on the CPU .cpu() returns the parameter itself, which the end of this block
         # overwrites with the raw weights again
@@ -888,18 +846,6 @@ def load_trained_model(path: str | os.PathLike, dtype: str = "float64") -> torch
     """Rebuild a trained model from a run's ``model.pt.gz`` (e3nn backend, CPU, in ``dtype``)."""
     saved = read_saved_model(path)
     config = config_from_dict({**saved["config"], "dtype": dtype})
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, dtype))
-    try:
-        model = build_model(
-            config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"]
-        )
-        model.load_state_dict(
-            {
-                k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v)
-                for k, v in saved["state_dict"].items()
-            }
-        )
-    finally:
-        torch.set_default_dtype(previous)
+    model = build_model(config, np.array(saved["e0s"]), saved["scale"], saved["avg_num_neighbors"])
+    _load_weights(model, saved, dtype)
     return model.eval()
