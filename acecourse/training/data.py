@@ -38,26 +38,29 @@ def to_atomic_data(frames: Sequence[Atoms], r_max: float) -> list:
 def same_graph(dataset: Sequence) -> bool:
     """True when all graphs share species, edges and zero periodic shifts (static batching OK)."""
     first = dataset[0]
-    for item in dataset[1:]:
-        if item.edge_index.shape != first.edge_index.shape:
-            return False
-        if not torch.equal(item.edge_index, first.edge_index):
-            return False
-        if not torch.equal(item.node_attrs, first.node_attrs):
-            return False
-    return all(item.shifts.numel() == 0 or not bool(item.shifts.any()) for item in dataset)
-
-
-def _collate(items: Sequence, device: torch.device) -> dict[str, torch.Tensor]:
-    batch = torch_geometric.batch.Batch.from_data_list(list(items))
-    return batch.to(device).to_dict()
+    return all(
+        torch.equal(item.edge_index, first.edge_index)  # False for another shape too
+        and torch.equal(item.node_attrs, first.node_attrs)
+        and not item.shifts.any()
+        for item in dataset
+    )
 
 
 class _Batches:
-    """What both batch providers share: a length and an (optionally shuffled) pass over batches."""
+    """What both batch providers share: a dataset on a device in a float type, a length, and an
+    (optionally shuffled) pass over batches."""
 
-    dataset: Sequence
     indices_on_device = False  # batch() gathers with the indices on the device
+
+    def __init__(self, dataset: Sequence, device: torch.device, dtype: torch.dtype):
+        self.dataset = dataset
+        self.device = device
+        self.dtype = dtype
+
+    def _collate(self, items: Sequence) -> dict[str, torch.Tensor]:
+        """mace-torch's collation of ``items`` on the device, floats in ``dtype``."""
+        batch = torch_geometric.batch.Batch.from_data_list(list(items)).to(self.device).to_dict()
+        return {k: v.to(self.dtype) if torch.is_floating_point(v) else v for k, v in batch.items()}
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -94,10 +97,7 @@ class StaticBatches(_Batches):
     def __init__(self, dataset: Sequence, device: torch.device, dtype: torch.dtype):
         if not same_graph(dataset):
             raise ValueError("StaticBatches needs identical graphs; use LoaderBatches instead")
-        self.dataset = dataset
-        self.device = device
-        self.dtype = dtype
-        self.n_atoms = int(dataset[0].positions.shape[0])
+        super().__init__(dataset, device, dtype)
         self.positions = torch.stack([d.positions for d in dataset]).to(device, dtype)
         self.energy = torch.stack([d.energy.reshape(()) for d in dataset]).to(device, dtype)
         self.forces = torch.stack([d.forces for d in dataset]).to(device, dtype)
@@ -105,10 +105,7 @@ class StaticBatches(_Batches):
 
     def template(self, size: int) -> dict[str, torch.Tensor]:
         if size not in self._templates:
-            batch = _collate(self.dataset[:size], self.device)
-            self._templates[size] = {
-                k: (v.to(self.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()
-            }
+            self._templates[size] = self._collate(self.dataset[:size])
         return self._templates[size]
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -124,17 +121,8 @@ class StaticBatches(_Batches):
 class LoaderBatches(_Batches):
     """General batches through mace-torch's data loader (graphs may differ)."""
 
-    def __init__(self, dataset: Sequence, device: torch.device, dtype: torch.dtype):
-        self.dataset = dataset
-        self.device = device
-        self.dtype = dtype
-
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        items = [self.dataset[int(i)] for i in indices]
-        batch = _collate(items, self.device)
-        return {
-            k: (v.to(self.dtype) if torch.is_floating_point(v) else v) for k, v in batch.items()
-        }
+        return self._collate([self.dataset[int(i)] for i in indices])
 
 
 def make_batches(dataset: Sequence, device: torch.device, dtype: torch.dtype):
