@@ -45,12 +45,11 @@ class EMA:
         device = self.parameters[0].device
         self.one_minus_decay = torch.zeros((), device=device, dtype=self.parameters[0].dtype)
 
-    def next_decay(self) -> float:
+    def next_decay(self) -> None:
         """Set the decay tensor for the next update and count it."""
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         self.one_minus_decay.fill_(1.0 - d)
-        return d
 
     def apply(self) -> None:
         """The update itself (graph-capturable; call :meth:`next_decay` before)."""
@@ -93,7 +92,7 @@ class StepRunner:
 
     The loss is mace-torch's ``WeightedEnergyForcesLoss`` (``λE · mean_graphs(w (ΔE/N)²) + λF ·
     mean_components(w ΔF²)``, configuration weights w = 1 here); its weights λE, λF are device
-    tensors (``energy_weight``, ``forces_weight``); set them with :meth:`set_loss_weights`.
+    tensors (the loss's buffers); set them with :meth:`set_loss_weights`.
     The learning rate of every parameter group is a device tensor too (the optimiser must be
     made with ``capturable=True`` for graphs); set it with :meth:`set_lr`.
     """
@@ -104,12 +103,9 @@ class StepRunner:
         self.ema = ema
         self.clip_grad = clip_grad
         self.use_graph = use_graph
-        device = next(model.parameters()).device
-        dtype = next(model.parameters()).dtype
-        self.loss = WeightedEnergyForcesLoss(0.0, 0.0).to(device=device, dtype=dtype)
-        self.energy_weight, self.forces_weight = self.loss.energy_weight, self.loss.forces_weight
+        param = next(model.parameters())
+        self.loss = WeightedEnergyForcesLoss(0.0, 0.0).to(device=param.device, dtype=param.dtype)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.graph_batch_size: int | None = None
         self.static: dict[str, torch.Tensor] | None = None
         self.static_loss: torch.Tensor | None = None
         self.eager_steps_before_capture = 3
@@ -119,8 +115,8 @@ class StepRunner:
         ]
 
     def set_loss_weights(self, energy_weight: float, forces_weight: float) -> None:
-        self.energy_weight.fill_(energy_weight)
-        self.forces_weight.fill_(forces_weight)
+        self.loss.energy_weight.fill_(energy_weight)
+        self.loss.forces_weight.fill_(forces_weight)
 
     def set_lr(self, lr: float) -> None:
         """Set every group's learning rate (in place where it is a device tensor)."""
@@ -148,7 +144,6 @@ class StepRunner:
 
     def _capture(self, batch: dict[str, torch.Tensor]) -> None:
         self.static = {k: v.clone() for k, v in batch.items()}
-        self.graph_batch_size = int(batch["energy"].shape[0])
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
@@ -156,8 +151,8 @@ class StepRunner:
 
     def step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimisation step on ``batch``; returns the (detached) loss."""
-        size = int(batch["energy"].shape[0])
-        if not self.use_graph or (self.graph is not None and size != self.graph_batch_size):
+        graph_fits = self.graph is None or batch["energy"].shape == self.static["energy"].shape
+        if not self.use_graph or not graph_fits:  # e.g. the last, smaller batch of an epoch
             return self.eager_step(batch)
         if self.graph is None:
             if self.eager_steps_before_capture > 0:
@@ -176,11 +171,9 @@ class StepRunner:
                 self.use_graph, self.graph = False, None
                 self.capture_error = str(err)
                 return self.eager_step(batch)
-        assert self.static is not None and self.graph is not None
         with torch.no_grad():
             for key in ("positions", "energy", "forces"):
                 self.static[key].copy_(batch[key])
         self.ema.next_decay()
         self.graph.replay()
-        assert self.static_loss is not None
         return self.static_loss.clone()
