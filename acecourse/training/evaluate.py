@@ -22,6 +22,7 @@ from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.metrics import error_metrics
 from acecourse.training.config import config_from_dict, held_out_test_indices
 from acecourse.training.data import make_batches, to_atomic_data
+from acecourse.training.model import default_dtype
 from acecourse.training.trainer import (
     TrainingError,
     device_name,
@@ -52,17 +53,13 @@ def evaluate_float64(
     config = config_from_dict(json.loads(config_path.read_text()))
     if device == "cuda" and not torch.cuda.is_available():
         raise TrainingError("device cuda requested but no GPU is visible; use --device cpu")
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # the reference labels are read in float64 too
-    try:
+    with default_dtype(torch.float64):  # the reference labels are read in float64 too
         model = load_trained_model(model_path, dtype="float64").to(device)
         frames = load_rmd17_ethanol("test", data_dir, indices=held_out_test_indices(config))
         batches = make_batches(
             to_atomic_data(frames, config.r_max), torch.device(device), torch.float64
         )
         pred = predict(model, batches, batch_size or config.valid_batch_size)
-    finally:
-        torch.set_default_dtype(previous)
     record = {
         "metrics": error_metrics(pred, frames[0].numbers),
         "weights": f"{model_path.name}: the run's float32 weights, evaluated in float64",
