@@ -33,6 +33,7 @@ import sys
 
 from acecourse.data.rmd17 import RMD17DataError
 from acecourse.training.config import PROFILES, make_config, parse_value
+from acecourse.training.trainer import TrainingError, train  # the package imports them
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -98,16 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "xyz":
             from acecourse.training.stock import stock_command, write_split_xyz
 
-            paths = write_split_xyz(make_config(args.profile), args.out_dir)
+            config = make_config(args.profile)
+            paths = write_split_xyz(config, args.out_dir)
             args_stock = stock_command(
-                make_config(args.profile), paths["train"], paths["valid"], test_file=paths["test"]
+                config, paths["train"], paths["valid"], test_file=paths["test"]
             )
             print(json.dumps({**paths, "mace_run_train": shlex.join(args_stock)}, indent=2))
             return 0
         config = make_config(args.profile, _overrides(args.set))
         if args.command == "train":
-            from acecourse.training.trainer import train
-
             result = train(config, args.out, resume=not args.no_resume, command=command)
         else:
             from acecourse.training.benchmark import benchmark, summary_table
@@ -126,16 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(summary_table(result))
             return 0
-    except (ValueError, RMD17DataError) as err:
+    except (ValueError, RMD17DataError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:
-        from acecourse.training.trainer import TrainingError
-
-        if isinstance(err, TrainingError):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
     print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
     return 0
 
