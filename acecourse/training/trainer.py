@@ -204,27 +204,21 @@ def split_indices(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def prepare_data(config: TrainConfig) -> dict[str, Any]:
     """Load the train/valid/test frames of a config and the statistics that set up the model."""
-    train_idx, valid_idx, test_idx = split_indices(config)
-    train_frames = load_rmd17_ethanol("train", config.data_dir, indices=train_idx)
-    valid_frames = load_rmd17_ethanol("train", config.data_dir, indices=valid_idx)
-    test_frames = load_rmd17_ethanol("test", config.data_dir, indices=test_idx)
-    stats = energy_statistics(train_frames)
-    e0s = atomic_reference_energies(train_frames, config.e0s)
-    train_data = to_atomic_data(train_frames, config.r_max)
-    n_edges = sum(int(d.edge_index.shape[1]) for d in train_data)
-    n_nodes = sum(int(d.positions.shape[0]) for d in train_data)
+    indices = dict(zip(("train", "valid", "test"), split_indices(config)))
+    frames = {  # validation frames come from the split's training file too
+        name: load_rmd17_ethanol("test" if name == "test" else "train", config.data_dir, indices=i)
+        for name, i in indices.items()
+    }
+    data = {name: to_atomic_data(f, config.r_max) for name, f in frames.items()}
+    stats = energy_statistics(frames["train"])
+    n_edges = sum(int(d.edge_index.shape[1]) for d in data["train"])
+    n_nodes = sum(int(d.positions.shape[0]) for d in data["train"])
     return {
-        "train": train_data,
-        "valid": to_atomic_data(valid_frames, config.r_max),
-        "test": to_atomic_data(test_frames, config.r_max),
-        "test_numbers": test_frames[0].numbers,
-        "frames": {"train": train_frames, "valid": valid_frames},
-        "indices": {
-            "train": train_idx.tolist(),
-            "valid": valid_idx.tolist(),
-            "test": test_idx.tolist(),
-        },
-        "e0s": e0s,
+        **data,  # "train", "valid", "test": mace AtomicData
+        "test_numbers": frames["test"][0].numbers,
+        "frames": frames,
+        "indices": {name: i.tolist() for name, i in indices.items()},
+        "e0s": atomic_reference_energies(frames["train"], config.e0s),
         "scale": stats["rms_force"],
         "mean_energy_per_atom": stats["mean_energy_per_atom"],
         "avg_num_neighbors": n_edges / n_nodes,
@@ -237,16 +231,7 @@ class _StopFlag:
     keep the last checkpoint (the steps of the unfinished epoch are dropped, so a resumed run
     stays the same run as an uninterrupted one)."""
 
-    def __init__(self) -> None:
-        self.signals = 0
-
-    @property
-    def stop(self) -> bool:
-        return self.signals > 0
-
-    @property
-    def now(self) -> bool:
-        return self.signals > 1
+    signals = 0  # received so far
 
     def __call__(self, signum, frame) -> None:
         self.signals += 1
@@ -539,18 +524,14 @@ def _load_weights(model: torch.nn.Module, saved: dict, dtype: str) -> None:
 def load_checkpoint(run: Run, path: Path) -> None:
     """Restore a run from its checkpoint; refuse one written with other settings."""
     state = torch.load(path, map_location=run.device, weights_only=False)
-    new_config = run.config.to_dict()
-    changed = sorted(
-        k
-        for k in state["config"].keys() | new_config.keys()
-        if state["config"].get(k) != new_config.get(k)
-    )
+    old, new = state["config"], run.config.to_dict()
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if not set(changed) <= RESUMABLE_CHANGES:
         raise TrainingError(
             f"checkpoint {path} was written with other settings ({', '.join(changed)}): "
             "use a new output folder or --no-resume"
         )
-    old_start, new_start = state["config"]["stage_two_start"], run.config.stage_two_start
+    old_start, new_start = old["stage_two_start"], new["stage_two_start"]
     if "stage_two_start" in changed and (
         (old_start is not None and state["epoch"] > old_start)
         or (new_start is not None and new_start < state["epoch"])
@@ -643,7 +624,7 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
     ):
         total += run.runner.step(batch)
         count += 1
-        if stop.now:
+        if stop.signals > 1:  # stop now
             return None
     train_loss = float(total) / count
     if not math.isfinite(train_loss):
@@ -714,14 +695,11 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
             ):
                 save_checkpoint(run)
                 last_ckpt = time.perf_counter()
-            if stop.stop:  # one signal: pause (or, for a run that finishes, end) after this epoch
+            if stop.signals:  # pause (or end, for a run that finishes) after this epoch
                 return "paused" if config.at_wall == "pause" else "finished_at_signal"
-            elapsed = time.perf_counter() - run.t_session
             # stop when the next epoch might not fit (a quarter of an epoch as margin)
-            if (
-                config.max_wall_s is not None
-                and elapsed + 1.25 * row["epoch_time_s"] > config.max_wall_s
-            ):
+            needed = time.perf_counter() - run.t_session + 1.25 * row["epoch_time_s"]
+            if config.max_wall_s is not None and needed > config.max_wall_s:
                 return "paused" if config.at_wall == "pause" else "finished_at_wall_time"
         return "finished"
     finally:
@@ -796,9 +774,7 @@ def finalize(run: Run) -> dict[str, dict]:
     model.eval()
     with run.best.applied(run.ema):
         test_pred = predict(model, test_batches, config.valid_batch_size)
-        export = model
-        if config.backend == "cueq":
-            export = to_e3nn(model, device="cpu")
+        export = to_e3nn(model, device="cpu") if config.backend == "cueq" else model
         # clone: on the CPU .cpu() returns the parameter itself, which the end of this block
         # overwrites with the raw weights again
         state = {k: v.detach().cpu().clone() for k, v in export.state_dict().items()}
