@@ -29,6 +29,21 @@ class Fields(dict):
             raise AttributeError(name) from None
 
 
+@contextlib.contextmanager
+def weights_applied(parameters: list, weights: list) -> Iterator[None]:
+    """Copy ``weights`` into ``parameters`` (in place) for the block, then restore them."""
+    backup = [p.detach().clone() for p in parameters]
+    with torch.no_grad():
+        for p, w in zip(parameters, weights):
+            p.copy_(w)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, b in zip(parameters, backup):
+                p.copy_(b)
+
+
 class EMA:
     """Exponential moving average of parameters, as ``torch_ema`` with ``use_num_updates``.
 
@@ -62,19 +77,9 @@ class EMA:
         self.next_decay()
         self.apply()
 
-    @contextlib.contextmanager
-    def average_parameters(self) -> Iterator[None]:
+    def average_parameters(self) -> contextlib.AbstractContextManager:
         """Temporarily copy the averaged weights into the model (in place)."""
-        backup = [p.detach().clone() for p in self.parameters]
-        with torch.no_grad():
-            for p, s in zip(self.parameters, self.shadow):
-                p.copy_(s)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, b in zip(self.parameters, backup):
-                    p.copy_(b)
+        return weights_applied(self.parameters, self.shadow)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}

@@ -76,7 +76,7 @@ from acecourse.training.model import (
     to_e3nn,
 )
 from acecourse.training.schedules import Schedule, make_schedule
-from acecourse.training.steps import EMA, StepRunner
+from acecourse.training.steps import EMA, StepRunner, weights_applied
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATEFUL = ("model", "optimizer", "schedule", "ema", "best")  # Run's parts with a state_dict
@@ -303,15 +303,9 @@ class BestWeights:
         self.weights = [s.detach().clone() for s in ema.shadow]
         return True
 
-    @contextlib.contextmanager
-    def applied(self, ema: EMA):
+    def applied(self, ema: EMA) -> contextlib.AbstractContextManager:
         """Temporarily copy the best weights into the model (the EMA's weights if none yet)."""
-        with ema.average_parameters():
-            if self.weights is not None:
-                with torch.no_grad():
-                    for p, w in zip(ema.parameters, self.weights):
-                        p.copy_(w)
-            yield
+        return weights_applied(ema.parameters, ema.shadow if self.weights is None else self.weights)
 
     def describe(self) -> dict:
         if self.kept_start:
