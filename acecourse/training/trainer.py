@@ -490,8 +490,7 @@ def read_saved_model(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: no such model file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    with gzip.open(path, "rb") as f:
         return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
 
 
