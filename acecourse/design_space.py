@@ -212,18 +212,15 @@ def step_cpu_ms(point: dict[str, int], budget: dict[str, Any], steps: int = 20,
     step in this thread when ``torch.get_num_threads() == 1``).  Returns the median and the
     minimum over ``steps`` steps after ``warmup`` untimed ones.
     """
-    from acecourse.training.model import build_model, parameter_groups
-    from acecourse.training.steps import EMA, StepRunner
+    from acecourse.training.model import build_model
+    from acecourse.training.steps import make_step_runner
     from acecourse.training.trainer import prepare_data
 
     config = make_config("ci", overrides_for(point, {**budget, "n_train": 20}))
     data = prepare_data(config)
     torch.manual_seed(config.seed)
     model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, amsgrad=True)
-    runner = StepRunner(model, optimizer, EMA(model.parameters(), config.ema_decay),
-                        config.clip_grad, False)
-    runner.set_loss_weights(config.energy_weight, config.forces_weight)
+    runner = make_step_runner(model, config)
     batches = make_batches(data["train"], torch.device("cpu"), getattr(torch, config.dtype))
     n_batches = config.n_train // config.batch_size
     times = []

@@ -488,7 +488,7 @@ print(json.dumps({"result": result, "written": written, "killed": killed}))
 
 
 def _isolated_benchmarks() -> dict:
-    """In a process of its own: :func:`benchmark` sets torch's default dtype."""
+    """In a process of its own, so that it runs as a background job."""
     with tempfile.TemporaryDirectory(prefix="benchmark_") as tmp:
         done = subprocess.run(
             [sys.executable, "-c", ISOLATED_BENCHMARKS, json.dumps(dict(TINY, n_train=20)), tmp],

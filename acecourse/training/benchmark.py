@@ -40,8 +40,8 @@ import torch
 
 from acecourse.training.config import TrainConfig, config_from_dict
 from acecourse.training.data import make_batches
-from acecourse.training.model import build_model, parameter_groups, to_cueq
-from acecourse.training.steps import EMA, StepRunner
+from acecourse.training.model import build_model, default_dtype, to_cueq
+from acecourse.training.steps import make_step_runner
 from acecourse.training.trainer import (
     TrainingError,
     device_name,
@@ -74,15 +74,7 @@ def time_steps(
     The minimum is the estimate least affected by other load on the machine (it can only be
     raised by interference, never lowered), the one to compare design points with on a shared CPU.
     """
-    groups = parameter_groups(model, config)
-    if use_graph:
-        for group in groups:
-            group["lr"] = torch.tensor(config.lr, device=device)
-    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=True, capturable=use_graph)
-    runner = StepRunner(
-        model, optimizer, EMA(model.parameters(), 0.99), config.clip_grad, use_graph
-    )
-    runner.set_loss_weights(config.energy_weight, config.forces_weight)
+    runner = make_step_runner(model, config, use_graph)
     generator = torch.Generator().manual_seed(0)
     order = torch.randperm(len(batches), generator=generator)
     times, losses = [], []
@@ -225,29 +217,29 @@ def benchmark(
         )
     if steps < 1:
         raise ValueError(f"steps={steps}: give a positive number of timed steps")
-    torch.set_default_dtype(getattr(torch, config.dtype))
-    device = resolve_device(dataclasses.replace(config, backend="e3nn"))  # no GPU: say so now
-    result: dict[str, Any] = {
-        "device": device_name(device),
-        "software": software_versions(),
-        "config": config.to_dict(),
-        "steps": steps,
-        "isolated": isolate,
-        "backends": {},
-    }
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    data = None if isolate else prepare_data(config)
-    for backend in backends:
-        if isolate:
-            entry = _run_isolated(config, backend, steps, stock_epochs, timeout_s)
-        else:
-            entry = run_backend(config, backend, steps, data, stock_epochs)
-        result["backends"][backend] = entry
-        if verbose:
-            print(summary_line(backend, entry), flush=True)
-        _compare(result)
-        out_file.write_text(json.dumps(result, indent=2) + "\n")
+    with default_dtype(getattr(torch, config.dtype)):  # restored for the caller
+        device = resolve_device(dataclasses.replace(config, backend="e3nn"))  # no GPU: say so now
+        result: dict[str, Any] = {
+            "device": device_name(device),
+            "software": software_versions(),
+            "config": config.to_dict(),
+            "steps": steps,
+            "isolated": isolate,
+            "backends": {},
+        }
+        out_file = Path(out_file)
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        data = None if isolate else prepare_data(config)
+        for backend in backends:
+            if isolate:
+                entry = _run_isolated(config, backend, steps, stock_epochs, timeout_s)
+            else:
+                entry = run_backend(config, backend, steps, data, stock_epochs)
+            result["backends"][backend] = entry
+            if verbose:
+                print(summary_line(backend, entry), flush=True)
+            _compare(result)
+            out_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 import torch
 from mace.modules.loss import WeightedEnergyForcesLoss
 
+from acecourse.training.config import TrainConfig
+from acecourse.training.model import parameter_groups
+
 
 class Fields(dict):
     """A batch dict whose fields can also be read as attributes (``batch.ptr``), as mace-torch's
@@ -182,3 +185,21 @@ class StepRunner:
         self.ema.next_decay()
         self.graph.replay()
         return self.static_loss.clone()
+
+
+def make_step_runner(model, config: TrainConfig, use_graph: bool = False) -> StepRunner:
+    """The recipe's training step for ``model`` (already on its device, in its dtype): Adam
+    (AMSGrad as ``config`` says) over mace-torch's parameter groups, the weight EMA, and a
+    :class:`StepRunner` with stage one's loss weights.  With ``use_graph`` the learning rates are
+    device tensors and the optimiser is capturable, so a recorded step sees the scheduler's
+    changes."""
+    groups = parameter_groups(model, config)
+    param = next(model.parameters())
+    if use_graph:
+        for group in groups:
+            group["lr"] = torch.tensor(config.lr, device=param.device, dtype=param.dtype)
+    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
+    ema = EMA(model.parameters(), decay=config.ema_decay)
+    runner = StepRunner(model, optimizer, ema, config.clip_grad, use_graph)
+    runner.set_loss_weights(config.energy_weight, config.forces_weight)
+    return runner

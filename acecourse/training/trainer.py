@@ -71,12 +71,11 @@ from acecourse.training.model import (
     build_model,
     count_parameters,
     default_dtype,
-    parameter_groups,
     to_cueq,
     to_e3nn,
 )
 from acecourse.training.schedules import Schedule, make_schedule
-from acecourse.training.steps import EMA, StepRunner, weights_applied
+from acecourse.training.steps import EMA, StepRunner, make_step_runner, weights_applied
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATEFUL = ("model", "optimizer", "schedule", "ema", "best")  # Run's parts with a state_dict
@@ -408,12 +407,7 @@ def start_run(
     if config.backend == "cueq":
         model = to_cueq(model, device=device.type)
     model = model.to(device)
-    groups = parameter_groups(model, config)
-    if use_graph:  # learning rates as device tensors, so a recorded step sees changes
-        for group in groups:
-            group["lr"] = torch.tensor(config.lr, device=device, dtype=dtype)
-    optimizer = torch.optim.Adam(groups, lr=config.lr, amsgrad=config.amsgrad, capturable=use_graph)
-    ema = EMA(model.parameters(), decay=config.ema_decay)
+    runner = make_step_runner(model, config, use_graph)
     train_batches = make_batches(data["train"], device, dtype)
     static = isinstance(train_batches, StaticBatches)
     if use_graph and not static:
@@ -425,10 +419,10 @@ def start_run(
         dtype=dtype,
         data=data,
         model=model,
-        optimizer=optimizer,
+        optimizer=runner.optimizer,
         schedule=make_schedule(config),
-        ema=ema,
-        runner=StepRunner(model, optimizer, ema, config.clip_grad, use_graph),
+        ema=runner.ema,
+        runner=runner,
         generator=torch.Generator().manual_seed(config.seed),
         train_batches=train_batches,
         valid_batches=make_batches(data["valid"], device, dtype),

@@ -26,8 +26,8 @@ import torch
 
 from acecourse.training import make_config
 from acecourse.training.data import make_batches
-from acecourse.training.model import build_model, parameter_groups
-from acecourse.training.steps import EMA, StepRunner
+from acecourse.training.model import build_model
+from acecourse.training.steps import make_step_runner
 from acecourse.training.trainer import prepare_data
 
 MODELS = {"L2": "256x0e+256x1o+256x2e", "L3": "256x0e+256x1o+256x2e+256x3o"}
@@ -35,9 +35,7 @@ MODELS = {"L2": "256x0e+256x1o+256x2e", "L3": "256x0e+256x1o+256x2e+256x3o"}
 
 def time_steps(model, batches, config, steps: int, warmup: int) -> list[float]:
     """Wall times (ms) of ``steps`` full training steps after ``warmup`` untimed ones."""
-    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr, amsgrad=True)
-    runner = StepRunner(model, optimizer, EMA(model.parameters(), 0.99), config.clip_grad, False)
-    runner.set_loss_weights(config.energy_weight, config.forces_weight)
+    runner = make_step_runner(model, config)
     times = []
     for step in range(warmup + steps):
         start = (step * config.batch_size) % (len(batches) - config.batch_size)
