@@ -112,6 +112,7 @@ _SCRIPT = """<script>
 </script>"""
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+FRAME_MS = 60  # how long an animation shows each frame while playing
 
 
 @dataclass
@@ -229,10 +230,10 @@ def _check_molecule(positions, numbers, frames: bool = False) -> tuple[np.ndarra
     numbers (n_atoms,) as float and int arrays, checked."""
     positions = np.asarray(positions, dtype=float)
     numbers = np.asarray(numbers)
-    shape = "(n_frames >= 2, n_atoms, 3)" if frames else "(n_atoms, 3)"
-    if positions.ndim != 2 + frames or positions.shape[-1] != 3 or frames and len(positions) < 2:
+    shape, ndim = ("(n_frames >= 2, n_atoms, 3)", 3) if frames else ("(n_atoms, 3)", 2)
+    if positions.ndim != ndim or positions.shape[-1] != 3 or (frames and len(positions) < 2):
         raise ValueError(f"positions must have shape {shape}, got {positions.shape}")
-    if numbers.shape != positions.shape[-2:-1]:
+    if numbers.shape != (positions.shape[-2],):
         raise ValueError(
             f"numbers must have shape ({positions.shape[-2]},) like positions, got {numbers.shape}"
         )
@@ -567,10 +568,16 @@ def neighbour_density_figure(
             f"cutoff sphere r<sub>c</sub> = {cutoff:g} Å around {labels[c]}: "
             f"{inside.sum()} neighbours, density to l = {l_max}"
         )
-        options.append((f"centre {labels[c]}", title, (len(traces), len(traces) + 4)))
+        first = len(traces)
         traces += [
             _lines(positions, pairs),
-            _lines(positions, [(c, j) for j in np.nonzero(inside)[0]], "#E69F00", 3, dash="dash"),
+            _lines(
+                positions,
+                [(c, j) for j in np.nonzero(inside)[0]],
+                color="#E69F00",
+                width=3,
+                dash="dash",
+            ),
             _atoms(
                 positions,
                 np.where(large, 30 * radii / radii.max() + 6, 7),
@@ -589,7 +596,8 @@ def neighbour_density_figure(
                 hovertemplate="density %{surfacecolor:.2f}<extra></extra>",
             ),
         ]
-        if c == centre:
+        options.append((f"centre {labels[c]}", title, (first, len(traces))))
+        if c == centre:  # the neighbours the description names
             inside_first = [labels[j] for j in np.nonzero(inside)[0]]
     scene = _scene(_cube(positions.min(0) - cutoff, positions.max(0) + cutoff))
     layout = _menu_layout(traces, options, centres.index(centre), scene)
@@ -660,7 +668,7 @@ def trajectory_figure(
         Time of each frame in fs (default: the frame index).
     max_frames
         At most this many frames are kept, evenly spaced (first and last included); while
-        playing, each is shown for 60 ms.
+        playing, each is shown for :data:`FRAME_MS` (60) ms.
     title
         Title above the figure.
 
@@ -716,7 +724,7 @@ def trajectory_figure(
                 "yanchor": "top",
                 "pad": {"t": 10},
                 "buttons": [
-                    animate("▶ play", None, 60, fromcurrent=True, transition={"duration": 0}),
+                    animate("▶ play", None, FRAME_MS, fromcurrent=True, transition={"duration": 0}),
                     animate("❚❚ pause", [None], redraw=False, mode="immediate"),
                 ],
             }

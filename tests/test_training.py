@@ -280,6 +280,15 @@ def test_cli_bad_input_gives_one_line_error_and_exit_2(tmp_path, capsys, monkeyp
     assert err[-1].startswith("error: ") and "rmd17_ethanol_train_01.npz" in err[-1]
 
 
+def test_cli_start_weights_that_are_not_a_saved_model_give_one_line(tmp_path, capsys):
+    plain = tmp_path / "model.pt"
+    torch.save({"state_dict": {}}, plain)  # not gzip-compressed, as save_model writes
+    argv = ["train", "--out", str(tmp_path / "run"), "--set", f"init_weights={plain}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {plain}: not a gzip-compressed model (a run's model.pt.gz)"
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -98,7 +98,9 @@ def cache_dir() -> Path:
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder that holds ethanol split 01: ``data_dir``, else ``$ACECOURSE_RMD17_DIR``, else
     the shipped folder :data:`PACKAGE_DIR`."""
-    return Path(data_dir if data_dir is not None else os.environ.get(ENV_VAR) or PACKAGE_DIR)
+    if data_dir is not None:
+        return Path(data_dir)
+    return Path(os.environ.get(ENV_VAR) or PACKAGE_DIR)
 
 
 def content_sha256(path: Path) -> str:

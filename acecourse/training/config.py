@@ -93,9 +93,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
 
 # Sources quoted below: [A.5.1] appendix A.5.1 of the MACE paper (Batatia et al. 2022,
 # arXiv:2206.07697); [A.5] its appendix A.5; [README-2022] the first README of the authors' code,

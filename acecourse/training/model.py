@@ -76,7 +76,7 @@ def to_cueq(model: torch.nn.Module, device: str = "cuda") -> torch.nn.Module:
     """The same model (same weights) on mace-torch's cuEquivariance backend."""
     from mace.cli.convert_e3nn_cueq import run as e3nn_to_cueq
 
-    with default_dtype(torch.get_default_dtype()):
+    with default_dtype(torch.get_default_dtype()):  # the converter sets its own: restore ours
         return e3nn_to_cueq(model, device=device, return_model=True)
 
 
@@ -84,7 +84,7 @@ def to_e3nn(model: torch.nn.Module, device: str = "cpu") -> torch.nn.Module:
     """Back from cuEquivariance to the plain e3nn backend (for CPU use and saving)."""
     from mace.cli.convert_cueq_e3nn import run as cueq_to_e3nn
 
-    with default_dtype(torch.get_default_dtype()):
+    with default_dtype(torch.get_default_dtype()):  # the converter sets its own: restore ours
         return cueq_to_e3nn(model, device=device, return_model=True)
 
 

@@ -53,6 +53,12 @@ class Schedule:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
 
 class PlateauSchedule(Schedule):
     """Reduce-on-plateau, then a constant stage-two rate (mace-torch's default recipe)."""

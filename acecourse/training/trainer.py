@@ -79,6 +79,12 @@ from acecourse.training.steps import EMA, StepRunner, make_step_runner, weights_
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATEFUL = ("model", "optimizer", "schedule", "ema", "best")  # Run's parts with a state_dict
+VALID_METRICS = (  # error_metrics' keys that metrics.csv records as valid_<key>
+    "energy_mae_meV",
+    "energy_rmse_meV",
+    "forces_mae_meV_per_A",
+    "forces_rmse_meV_per_A",
+)
 METRIC_FIELDS = [
     "epoch",
     "stage",
@@ -87,10 +93,7 @@ METRIC_FIELDS = [
     "forces_weight",
     "train_loss",
     "valid_loss",
-    "valid_energy_mae_meV",
-    "valid_energy_rmse_meV",
-    "valid_forces_mae_meV_per_A",
-    "valid_forces_rmse_meV_per_A",
+    *(f"valid_{name}" for name in VALID_METRICS),
     "epoch_time_s",
     "wall_time_s",
 ]
@@ -120,14 +123,19 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 def predict(model: torch.nn.Module, batches, batch_size: int) -> dict[str, np.ndarray]:
     """Energies (eV) and forces (eV/Å), reference and predicted, over a whole dataset."""
-    parts = []
+    names = ("energy_ref", "energy_pred", "forces_ref", "forces_pred")
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for batch in batches.iterate(batch_size, shuffle=False):
         out = model(batch, training=False, compute_force=True)
-        n = batch["energy"].shape[0]
-        forces = batch["forces"].reshape(n, -1, 3), out["forces"].reshape(n, -1, 3)
-        parts.append([v.detach().double().cpu() for v in (batch["energy"], out["energy"], *forces)])
-    names = ("energy_ref", "energy_pred", "forces_ref", "forces_pred")
-    return {name: torch.cat(column).numpy() for name, column in zip(names, zip(*parts))}
+        n_graphs = batch["energy"].shape[0]
+        for name, value in (
+            ("energy_ref", batch["energy"]),
+            ("energy_pred", out["energy"]),
+            ("forces_ref", batch["forces"].reshape(n_graphs, -1, 3)),
+            ("forces_pred", out["forces"].reshape(n_graphs, -1, 3)),
+        ):
+            parts[name].append(value.detach().double().cpu())
+    return {name: torch.cat(values).numpy() for name, values in parts.items()}
 
 
 def git_commit() -> str:
@@ -230,7 +238,16 @@ class _StopFlag:
     keep the last checkpoint (the steps of the unfinished epoch are dropped, so a resumed run
     stays the same run as an uninterrupted one)."""
 
-    signals = 0  # received so far
+    def __init__(self) -> None:
+        self.signals = 0  # received so far
+
+    @property
+    def stop(self) -> bool:  # after this epoch
+        return self.signals > 0
+
+    @property
+    def now(self) -> bool:  # at once, dropping the unfinished epoch
+        return self.signals > 1
 
     def __call__(self, signum, frame) -> None:
         self.signals += 1
@@ -480,12 +497,17 @@ ARCHITECTURE = (
 
 
 def read_saved_model(path: str | os.PathLike) -> dict:
-    """The dictionary :func:`save_model` wrote (state dict, config, E0s, scale, neighbours)."""
+    """The dictionary :func:`save_model` wrote, gzip-compressed (state dict, config, E0s, scale,
+    neighbours)."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: no such model file")
-    with gzip.open(path, "rb") as f:
-        return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except gzip.BadGzipFile:
+        raise TrainingError(f"{path}: not a gzip-compressed model (a run's model.pt.gz)") from None
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
 def load_init_weights(model: torch.nn.Module, config: TrainConfig) -> None:
@@ -611,7 +633,7 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
     ):
         total += run.runner.step(batch)
         count += 1
-        if stop.signals > 1:  # stop now
+        if stop.now:
             return None
     train_loss = float(total) / count
     if not math.isfinite(train_loss):
@@ -621,7 +643,7 @@ def train_epoch(run: Run, epoch_index: int, stop: _StopFlag) -> dict | None:
     run.schedule.after_validation(epoch_index, valid_loss)
     run.best.offer(epoch_index + 1, stage, valid_loss, run.ema, (w_e, w_f))
     values = [epoch_index + 1, stage, lr, w_e, w_f, train_loss, valid_loss]
-    values += [metrics[name.removeprefix("valid_")] for name in METRIC_FIELDS[7:11]]
+    values += [metrics[name] for name in VALID_METRICS]
     values += [time.perf_counter() - t_epoch, run.wall_time_s()]
     return dict(zip(METRIC_FIELDS, values, strict=True))
 
@@ -682,7 +704,7 @@ def train_epochs(run: Run, plan: Callable[[Run], None] | None = None) -> str:
             ):
                 save_checkpoint(run)
                 last_ckpt = time.perf_counter()
-            if stop.signals:  # pause (or end, for a run that finishes) after this epoch
+            if stop.stop:  # pause (or end, for a run that finishes) after this epoch
                 return "paused" if config.at_wall == "pause" else "finished_at_signal"
             # stop when the next epoch might not fit (a quarter of an epoch as margin)
             needed = time.perf_counter() - run.t_session + 1.25 * row["epoch_time_s"]
