@@ -245,13 +245,12 @@ def mace_layer_shapes(config, layer: int = 2) -> dict[str, tuple[int, ...]]:
     """
     import torch
 
+    from acecourse.dtypes import default_dtype
     from acecourse.mace import CourseMACE
 
     if not 1 <= layer <= config.num_interactions:
         raise ValueError(f"layer must be 1..{config.num_interactions}, got {layer}")
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         model = CourseMACE(config)
         interaction, product = model.interactions[layer - 1], model.products[layer - 1]
         seen: dict[str, tuple[int, ...]] = {}
@@ -274,8 +273,6 @@ def mace_layer_shapes(config, layer: int = 2) -> dict[str, tuple[int, ...]]:
         keep: dict = {}
         with torch.no_grad():
             model(*ethanol_inputs(config), compute_forces=False, intermediates=keep)
-    finally:
-        torch.set_default_dtype(previous)
     stored = {"h_in": f"h_{layer - 1}", "edge_vectors": "edge_vectors", "Y": "edge_sh",
               "radial_basis": "edge_radial", "A": f"A_{layer}", "h_out": f"h_{layer}",
               "E_t": f"node_energy_{layer}"}  # stage: key of the model's intermediates

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from e3nn import o3  # readable under torch >= 2.6: ``import acecourse`` allow-lists ``slice``
 
+from acecourse.dtypes import default_dtype
+
 __all__ = [
     "assert_equivariant",
     "check_equivariance",
@@ -99,12 +101,8 @@ def _infer_per_atom(output: torch.Tensor, n_atoms: int, dim: int) -> bool:
 
 def _representation_matrix(irreps: o3.Irreps, matrix: torch.Tensor) -> torch.Tensor:
     """``irreps.D_from_matrix(matrix)`` computed in float64 whatever the default dtype."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         return irreps.D_from_matrix(matrix.to(torch.float64))
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _evaluate(

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from acecourse import diagrams
+from acecourse.dtypes import default_dtype
 from acecourse.mace import CourseMACE, MACEConfig
 from acecourse.plotting import FIGURES_DIR
 
@@ -50,15 +51,11 @@ def expected_shapes(config: MACEConfig, layer: int) -> dict[str, tuple[int, ...]
     last = layer == config.num_interactions
     d_in = hidden.dim if layer > 1 else channels
     d_out = o3.Irreps(str(hidden[0])).dim if last else hidden.dim
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         model = CourseMACE(config)
         keep: dict = {}
         with torch.no_grad():
             model(positions, element, edge_index, compute_forces=False, intermediates=keep)
-    finally:
-        torch.set_default_dtype(previous)
     conv = model.interactions[layer - 1].conv_tp
     shapes = {
         "h_in": (n_atoms, d_in),

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
+from acecourse.dtypes import default_dtype
 from acecourse.maths.clebsch_gordan import real_coupling_tensor
 from acecourse.maths.spherical_harmonics import e3nn_to_course_basis
 
@@ -49,12 +50,8 @@ def _e3nn_coupling(l1: int, l2: int, L: int) -> tuple[np.ndarray, int]:
     C = real_coupling_tensor(l1, l2, L)
     P1, P2, PL = (e3nn_to_course_basis(l) for l in (l1, l2, L))
     rotated = np.einsum("ijk,ia,jb,kc->abc", C, P1, P2, PL)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         reference = o3.wigner_3j(l1, l2, L).numpy()
-    finally:
-        torch.set_default_dtype(previous)
     sign = 1 if np.sum(rotated * reference) > 0 else -1
     mismatch = np.abs(sign * rotated - reference).max()
     if mismatch > 1e-12:

@@ -38,9 +38,10 @@ from typing import Any
 
 import torch
 
+from acecourse.dtypes import default_dtype
 from acecourse.training.config import TrainConfig, config_from_dict
 from acecourse.training.data import make_batches
-from acecourse.training.model import build_model, default_dtype, to_cueq
+from acecourse.training.model import build_model, to_cueq
 from acecourse.training.steps import make_step_runner
 from acecourse.training.trainer import (
     TrainingError,

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
+from acecourse.dtypes import default_dtype
 from acecourse.metrics import error_metrics
 from acecourse.training.config import config_from_dict, held_out_test_indices
 from acecourse.training.data import make_batches, to_atomic_data
-from acecourse.training.model import default_dtype
 from acecourse.training.trainer import (
     TrainingError,
     device_name,

@@ -6,31 +6,17 @@ chapter 04/02, which imports it with :func:`build_model`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from e3nn import o3
 from mace import modules
 
+from acecourse.dtypes import default_dtype
 from acecourse.nn.interaction import count_parameters
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import Z_TABLE
 
 __all__ = ["build_model", "count_parameters", "parameter_groups", "to_cueq", "to_e3nn"]
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Torch's default dtype set to ``dtype`` inside the block, the previous one restored after
-    (also when the block itself changes it, as mace-torch's backend converters do)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def build_model(
