@@ -56,6 +56,10 @@ BUILD_FIGURES_DIR = _ROOT / "_build" / "figures"
 COLORS = {"C": "#4d4d4d", "H": "#1f77b4", "O": "#d62728"}
 """Element colours used in every per-element plot."""
 
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+"""Line colours: Okabe and Ito's colour-blind-safe set without its yellow (faint on white);
+matplotlib's colour cycle (``C0``-``C5``) is the first six."""
+
 
 #: CSS px per inch at which a figure is shown at its natural size (7.4 in = the 740 px column).
 DISPLAY_DPI = 100
@@ -175,9 +179,7 @@ def use_course_style() -> None:
             "legend.title_fontsize": 9,
             "figure.titlesize": 11,
             "legend.frameon": False,
-            "axes.prop_cycle": mpl.cycler(
-                color=["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-            ),
+            "axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO[:6])),
         }
     )
     _use_course_png_in_ipython()

@@ -96,6 +96,7 @@ def chain_figure(
     chain: list[dict[str, Any]],
     paper: dict[str, float],
     others: dict[str, dict[str, float]],
+    figsize: tuple[float, float] = (7.4, 4.6),
 ):
     """Test force and energy MAE of each chain row against the cumulative GPU minutes.
 
@@ -115,7 +116,7 @@ def chain_figure(
     kept = [r for r in chain if r.get("improved", 1) == 0]
     first, last = chain[0]["window"], chain[-1]["window"]
     drawn = f"window w{first}" if len(chain) == 1 else f"windows w{first}-w{last}"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     for ax, ref, ylabel in [
         (axes[0], "forces_mae_meV_per_A", "test force MAE (meV/Å)"),
         (axes[1], "energy_mae_meV", "test energy MAE (meV/molecule)"),
