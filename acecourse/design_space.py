@@ -202,36 +202,41 @@ def run_point(point: dict[str, int], budget: dict[str, Any], runs_dir: Path,
     }
 
 
-def step_cpu_ms(point: dict[str, int], budget: dict[str, Any], steps: int = 20,
-                warmup: int = 5) -> dict[str, float]:
-    """CPU time (ms) of one full training step of a design point: forward pass, forces by
+def step_cpu_ms(points: list[dict[str, int]], budget: dict[str, Any], rounds: int = 30,
+                warmup: int = 5) -> dict[str, dict[str, float]]:
+    """CPU time (ms) of one full training step of each design point: forward pass, forces by
     autograd, loss, backward pass, AMSGrad and EMA updates, on batches of the sweep's size.
 
     Timed with ``time.thread_time``, the CPU time of the calling thread, which other programs
-    on the machine do not inflate (wall-clock step times on a loaded machine do; torch runs the
-    step in this thread when ``torch.get_num_threads() == 1``).  Returns the median and the
-    minimum over ``steps`` steps after ``warmup`` untimed ones.
+    on the machine inflate far less than wall-clock time (torch runs the step in this thread
+    when ``torch.get_num_threads() == 1``).  The points take turns, one step each per round, so
+    that a burst of load falls on every point alike rather than on all steps of one.  Returns,
+    per point name, the median and the minimum over ``rounds`` rounds after ``warmup`` untimed
+    ones.
     """
     from acecourse.training.model import build_model
     from acecourse.training.steps import make_step_runner
     from acecourse.training.trainer import prepare_data
 
-    config = make_config("ci", overrides_for(point, {**budget, "n_train": 20}))
-    data = prepare_data(config)
-    torch.manual_seed(config.seed)
-    model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
-    runner = make_step_runner(model, config)
-    batches = make_batches(data["train"], torch.device("cpu"), getattr(torch, config.dtype))
-    n_batches = config.n_train // config.batch_size
-    times = []
-    for step in range(warmup + steps):
-        start = (step % n_batches) * config.batch_size
-        batch = batches.batch(torch.arange(start, start + config.batch_size))
-        t0 = time.thread_time()
-        runner.step(batch)
-        if step >= warmup:
-            times.append(1e3 * (time.thread_time() - t0))
-    return {"median_ms": statistics.median(times), "min_ms": min(times)}
+    steppers = {}
+    for point in points:
+        config = make_config("ci", overrides_for(point, {**budget, "n_train": 20}))
+        data = prepare_data(config)
+        torch.manual_seed(config.seed)
+        model = build_model(config, data["e0s"], data["scale"], data["avg_num_neighbors"])
+        batches = make_batches(data["train"], torch.device("cpu"), getattr(torch, config.dtype))
+        steppers[point_name(point)] = (make_step_runner(model, config), batches, config)
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for step in range(warmup + rounds):
+        for name, (runner, batches, config) in steppers.items():
+            start = step % (config.n_train // config.batch_size) * config.batch_size
+            batch = batches.batch(torch.arange(start, start + config.batch_size))
+            t0 = time.thread_time()
+            runner.step(batch)
+            if step >= warmup:
+                times[name].append(1e3 * (time.thread_time() - t0))
+    return {name: {"median_ms": statistics.median(t), "min_ms": min(t)}
+            for name, t in times.items()}
 
 
 def sweep(points: list[dict[str, int]], budget: dict[str, Any], runs_dir: Path,
