@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from acecourse.training.config import config_from_dict
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
 from acecourse.training.steps import EMA, Fields, StepRunner
 from acecourse.training.trainer import TrainingError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from benchmark import benchmark  # scripts/benchmark.py
+from benchmark import main as benchmark_main
 
 TINY = {
     "n_train": 10,
@@ -290,16 +295,18 @@ def test_cli_start_weights_that_are_not_a_saved_model_give_one_line(tmp_path, ca
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    "command, argv, message",
     [
-        (["benchmark", "--out", "b.json", "--steps", "0"], "steps=0"),
-        (["benchmark", "--out", "b.json", "--backends", "e3nn,fast"], "unknown backend 'fast'"),
-        (["evaluate", "run", "--batch-size", "-1"], "batch_size=-1"),
+        (benchmark_main, ["--out", "b.json", "--steps", "0"], "steps=0"),
+        (benchmark_main, ["--out", "b.json", "--backends", "e3nn,fast"], "unknown backend 'fast'"),
+        (main, ["evaluate", "run", "--batch-size", "-1"], "batch_size=-1"),
     ],
 )
-def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys, monkeypatch, argv, message):
+def test_cli_rejects_bad_arguments_before_any_work(
+    tmp_path, capsys, monkeypatch, command, argv, message
+):
     monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
+    assert command(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []  # nothing was written
@@ -337,8 +344,6 @@ def test_nve_records_the_positions_of_its_energies():
 
 
 def test_benchmark_times_real_training_steps(tmp_path):
-    from acecourse.training.benchmark import benchmark
-
     config = make_config("ci", dict(TINY, n_train=20))
     result = benchmark(config, ["e3nn"], steps=6, out_file=tmp_path / "bench.json")
     timing = result["backends"]["e3nn"]

@@ -1,6 +1,6 @@
-"""Tests of the GPU-window chain (scripts/device/window.py and gpu.sh), the schedules, the
-best-weights rule and the benchmark's isolation (acecourse.training), on the CPU with the ``ci``
-profile."""
+"""Tests of the GPU-window chain (scripts/device/window.py and gpu.sh), the schedules and the
+best-weights rule (acecourse.training), and the benchmark's isolation (scripts/benchmark.py), on
+the CPU with the ``ci`` profile."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from packaging.utils import canonicalize_name
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
-from acecourse.training.__main__ import main
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import make_batches, to_atomic_data
 from acecourse.training.report import CHAIN, read_chain
@@ -56,6 +55,9 @@ from window import (  # scripts/device/window.py
     write_chain,
 )
 from window import main as window_main
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark import main as benchmark_main  # scripts/benchmark.py
 
 TINY = {  # the ci profile's model, data and test frames; fewer training and validation frames
     "n_train": 10,
@@ -475,7 +477,8 @@ ISOLATED_BENCHMARKS = """
 import json, sys
 from pathlib import Path
 from acecourse.training import make_config
-from acecourse.training.benchmark import benchmark
+sys.path.insert(0, "scripts")  # the working directory is the repository root
+from benchmark import benchmark
 
 config, tmp = make_config("ci", json.loads(sys.argv[1])), Path(sys.argv[2])
 result = benchmark(config, ["cueq", "e3nn"], steps=2, out_file=tmp / "b.json", isolate=True)
@@ -588,7 +591,7 @@ def test_window_cli_needs_a_time_or_epochs(tmp_path, capsys):
     assert window_main(["window", "--out", str(tmp_path / "o"), "--profile", "ci"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: give the window's end (--until) or its epochs"
-    assert main(["benchmark", "--out", str(tmp_path / "b.json"), "--stock-epochs", "1"]) == 2
+    assert benchmark_main(["--out", str(tmp_path / "b.json"), "--stock-epochs", "1"]) == 2
     assert "--stock-epochs 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "b.json").exists()
 
@@ -847,7 +850,8 @@ def test_every_package_a_window_imports_is_on_the_image_or_carried():
     lines = (ROOT / "scripts/device/image_packages.txt").read_text().splitlines()
     image = {canonicalize_name(line) for line in lines if line.strip() and line[0] != "#"}
     carried = {canonicalize_name(pin.split("==")[0]) for pin in _carried()}
-    entry_points = [ROOT / "scripts/device/window.py", ROOT / "acecourse/training/__main__.py"]
+    entry_points = [ROOT / "scripts/device/window.py", ROOT / "scripts/benchmark.py",
+                    ROOT / "acecourse/training/__main__.py"]  # fmt: skip
     needed = _imported_distributions(*entry_points)
     assert {"torch", "mace-torch", "pydantic", "pooch"} <= needed  # the check sees them
     assert sorted(needed - image - carried) == []

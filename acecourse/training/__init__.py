@@ -1,5 +1,4 @@
-"""Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, schedules, artifacts,
-benchmark.
+"""Training MACE (mace-torch) on rMD17 ethanol: profiles, data, loop, schedules, artifacts.
 
 Command line: ``python -m acecourse.training --help``.
 """

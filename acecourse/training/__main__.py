@@ -18,10 +18,7 @@ warm restart from saved weights with one cycle of the ``cycle`` schedule::
     python -m acecourse.training train --profile full --out runs/cycle2 \\
         --set schedule=cycle init_weights=runs/cycle1/model.pt.gz max_epochs=100
 
-Step times of every backend and of stock ``mace_run_train``, side by side::
-
-    python -m acecourse.training benchmark --profile full --backends e3nn,e3nn+graph,stock \\
-        --out bench.json
+Step times of every backend and of stock ``mace_run_train``: ``python scripts/benchmark.py --help``.
 """
 
 from __future__ import annotations
@@ -67,17 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     p_xyz = sub.add_parser("xyz", help="the run's frames as extxyz, for mace_run_train")
     p_xyz.add_argument("out_dir", help="folder for train.xyz, valid.xyz, test.xyz")
     p_xyz.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    p_bench = sub.add_parser("benchmark", help="time training steps of every backend")
-    p_bench.add_argument("--profile", default="full", choices=sorted(PROFILES))
-    p_bench.add_argument("--out", required=True, help="JSON file for the timings")
-    p_bench.add_argument("--backends", default="e3nn,e3nn+graph,stock")
-    p_bench.add_argument("--steps", type=int, default=100)
-    p_bench.add_argument("--stock-epochs", type=int, default=3, help="epochs of mace_run_train")
-    p_bench.add_argument("--timeout", type=float, default=900.0, help="seconds per backend")
-    p_bench.add_argument(
-        "--no-isolate", action="store_true", help="all backends in this process (no time limit)"
-    )
-    p_bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     p_eval = sub.add_parser("evaluate", help="test metrics of a finished run in float64")
     p_eval.add_argument("run_dir", help="training output folder with model.pt.gz and config.json")
     p_eval.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -107,25 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({**paths, "mace_run_train": shlex.join(args_stock)}, indent=2))
             return 0
         config = make_config(args.profile, _overrides(args.set))
-        if args.command == "train":
-            result = train(config, args.out, resume=not args.no_resume, command=command)
-        else:
-            from acecourse.training.benchmark import benchmark, summary_table
-
-            if args.stock_epochs < 2:
-                raise ValueError(f"--stock-epochs {args.stock_epochs}: give at least 2 epochs")
-            result = benchmark(
-                config,
-                args.backends.split(","),
-                args.steps,
-                args.out,
-                isolate=not args.no_isolate,
-                timeout_s=args.timeout,
-                stock_epochs=args.stock_epochs,
-                verbose=True,
-            )
-            print(summary_table(result))
-            return 0
+        result = train(config, args.out, resume=not args.no_resume, command=command)
     except (ValueError, RMD17DataError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,22 +1,16 @@
 """mace-torch's own training loop (``mace_run_train``) on the same model and data, for comparison.
 
 :func:`stock_command` is the command line that trains a config's model with the same recipe
-(the chapter prints it); :func:`time_stock_epochs` runs it for a few epochs and reads the epoch
-times from its log, the benchmark's ``stock`` backend.
+(the chapter prints it); :func:`epoch_times_from_log` reads the epoch times from its log (the
+step-time benchmark ``scripts/benchmark.py`` runs it for a few epochs as its ``stock`` backend).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
-import subprocess
-import sys
-import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ase.io import write
@@ -129,53 +123,3 @@ def epoch_times_from_log(text: str) -> list[float]:
         for stamp in _MARK.findall(text)
     ]
     return list(np.diff(stamps))
-
-
-def time_stock_epochs(
-    config: TrainConfig, data: dict[str, Any], epochs: int = 3, timeout_s: float = 600.0
-) -> dict[str, Any]:
-    """Run ``mace_run_train`` for ``epochs`` epochs on ``data``'s frames; its epoch times.
-
-    ``data`` is :func:`~acecourse.training.trainer.prepare_data`'s (its ``frames`` and ``e0s``).
-    Each epoch's time includes mace-torch's validation of the validation frames (done every
-    epoch here, as the course's loop does).  The first epoch also pays for warm-up, so
-    ``s_per_epoch`` is the median of the others.
-    """
-    from acecourse.training.data import Z_TABLE
-
-    e0s = {int(z): float(e) for z, e in zip(Z_TABLE.zs, data["e0s"])}
-    with tempfile.TemporaryDirectory(prefix="stock_") as work:
-        work = Path(work)
-        train, valid = (str(work / f"{name}.xyz") for name in ("train", "valid"))
-        write(train, data["frames"]["train"], format="extxyz")
-        write(valid, data["frames"]["valid"], format="extxyz")
-        args = stock_command(config, train, valid, e0s, epochs=epochs, stage_two=False)
-        argv = [sys.executable, "-m", "mace.cli.run_train", *args[1:], f"--work_dir={work}"]
-        t0 = time.perf_counter()
-        with open(work / "output.log", "w") as log:  # a killed run's epochs are kept
-            try:
-                done = subprocess.run(
-                    argv, cwd=work, stdout=log, stderr=log, timeout=timeout_s, check=False
-                )
-                rc = done.returncode
-            except subprocess.TimeoutExpired:
-                rc = None
-        wall = time.perf_counter() - t0
-        output = (work / "output.log").read_text()
-    times = epoch_times_from_log(output)
-    result: dict[str, Any] = {
-        "command": shlex.join(args),
-        "returncode": rc,
-        "wall_s": wall,
-        "epoch_times_s": times,
-        "steps_per_epoch": -(-config.n_train // config.batch_size),
-    }
-    if rc != 0 or len(times) < 2:
-        tail = "\n".join(output.strip().splitlines()[-5:])
-        reason = "timed out" if rc is None else f"exit code {rc}"
-        result["error"] = f"mace_run_train {reason} after {len(times)} epochs: {tail}"
-        return result
-    per_epoch = float(np.median(times[1:]))
-    result["s_per_epoch"] = per_epoch
-    result["median_ms_per_step"] = 1e3 * per_epoch / result["steps_per_epoch"]
-    return result

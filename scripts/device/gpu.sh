@@ -112,7 +112,7 @@ case "${1:-}" in
     n=$(( $(tr -cd , <<< "$backends" | wc -c) + 1 ))
     each=${TIMEOUT:-$(( (T0 + total - $(date +%s)) / n ))}
     echo "$n backends, at most $each s each"
-    python3 -m acecourse.training benchmark --profile "$PROFILE" --steps "${STEPS:-60}" \
+    python3 scripts/benchmark.py --profile "$PROFILE" --steps "${STEPS:-60}" \
       --backends "$backends" --timeout "$each" --out "$OUT/benchmark.json" 2>&1 \
       | grep -v "${NOISE[@]}" | tee "$OUT/benchmark.log"
     check_returned

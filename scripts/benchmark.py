@@ -10,7 +10,7 @@ Backends (``BACKENDS``):
 - ``cueq`` and ``cueq+graph``: mace-torch's cuEquivariance path (the model converted from the
   e3nn one by mace-torch's converter);
 - ``stock``: mace-torch's own loop, ``mace_run_train``, on the same frames and model
-  (:mod:`acecourse.training.stock`), timed per epoch from its log.
+  (:func:`acecourse.training.stock.stock_command`), timed per epoch from its log.
 
 Every course backend starts from the same weights, sees the same batches, and runs the full
 training step (forward, forces by autograd, loss, backward, AMSGrad step, EMA); its predictions
@@ -20,14 +20,21 @@ A failing backend never takes the others down: its error is recorded, and with `
 (the command line's default) each backend runs in a process group of its own, killed whole at a
 time limit, so that a crash, a hang or a poisoned CUDA context stays there.  The results file is
 rewritten after every backend.
+
+Step times of every backend and of stock ``mace_run_train``, side by side (from the repository
+root)::
+
+    python scripts/benchmark.py --profile full --backends e3nn,e3nn+graph,stock --out bench.json
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -36,13 +43,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from ase.io import write
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's acecourse
+from acecourse.data.rmd17 import RMD17DataError
 from acecourse.dtypes import default_dtype
-from acecourse.training.config import TrainConfig, config_from_dict
-from acecourse.training.data import make_batches
+from acecourse.training.config import (
+    PROFILES,
+    TrainConfig,
+    config_from_dict,
+    make_config,
+    parse_value,
+)
+from acecourse.training.data import Z_TABLE, make_batches
 from acecourse.training.model import build_model, to_cueq
 from acecourse.training.steps import make_step_runner
+from acecourse.training.stock import epoch_times_from_log, stock_command
 from acecourse.training.trainer import (
     TrainingError,
     device_name,
@@ -103,6 +121,54 @@ def time_steps(
     }
 
 
+def time_stock_epochs(
+    config: TrainConfig, data: dict[str, Any], epochs: int = 3, timeout_s: float = 600.0
+) -> dict[str, Any]:
+    """Run ``mace_run_train`` for ``epochs`` epochs on ``data``'s frames; its epoch times.
+
+    ``data`` is :func:`~acecourse.training.trainer.prepare_data`'s (its ``frames`` and ``e0s``).
+    Each epoch's time includes mace-torch's validation of the validation frames (done every
+    epoch here, as the course's loop does).  The first epoch also pays for warm-up, so
+    ``s_per_epoch`` is the median of the others.
+    """
+    e0s = {int(z): float(e) for z, e in zip(Z_TABLE.zs, data["e0s"])}
+    with tempfile.TemporaryDirectory(prefix="stock_") as work:
+        work = Path(work)
+        train, valid = (str(work / f"{name}.xyz") for name in ("train", "valid"))
+        write(train, data["frames"]["train"], format="extxyz")
+        write(valid, data["frames"]["valid"], format="extxyz")
+        args = stock_command(config, train, valid, e0s, epochs=epochs, stage_two=False)
+        argv = [sys.executable, "-m", "mace.cli.run_train", *args[1:], f"--work_dir={work}"]
+        t0 = time.perf_counter()
+        with open(work / "output.log", "w") as log:  # a killed run's epochs are kept
+            try:
+                done = subprocess.run(
+                    argv, cwd=work, stdout=log, stderr=log, timeout=timeout_s, check=False
+                )
+                rc = done.returncode
+            except subprocess.TimeoutExpired:
+                rc = None
+        wall = time.perf_counter() - t0
+        output = (work / "output.log").read_text()
+    times = epoch_times_from_log(output)
+    result: dict[str, Any] = {
+        "command": shlex.join(args),
+        "returncode": rc,
+        "wall_s": wall,
+        "epoch_times_s": times,
+        "steps_per_epoch": -(-config.n_train // config.batch_size),
+    }
+    if rc != 0 or len(times) < 2:
+        tail = "\n".join(output.strip().splitlines()[-5:])
+        reason = "timed out" if rc is None else f"exit code {rc}"
+        result["error"] = f"mace_run_train {reason} after {len(times)} epochs: {tail}"
+        return result
+    per_epoch = float(np.median(times[1:]))
+    result["s_per_epoch"] = per_epoch
+    result["median_ms_per_step"] = 1e3 * per_epoch / result["steps_per_epoch"]
+    return result
+
+
 def _model_for(backend: str, config: TrainConfig, data: dict, device: torch.device):
     """The model of ``backend``, with the weights of ``build_model(config, ...)``."""
     args = (config, data["e0s"], data["scale"], data["avg_num_neighbors"])
@@ -134,8 +200,6 @@ def run_backend(
     t0 = time.perf_counter()
     try:
         if backend == "stock":
-            from acecourse.training.stock import time_stock_epochs
-
             data = data or prepare_data(config)
             return time_stock_epochs(config, data, epochs=stock_epochs, timeout_s=stock_timeout_s)
         device = resolve_device(config)
@@ -170,7 +234,8 @@ def _run_isolated(
             "stock_timeout_s": max(1.0, timeout_s - 20),
         }
         job_file.write_text(json.dumps(job))
-        argv = [sys.executable, "-m", "acecourse.training.benchmark", str(job_file), str(out_file)]
+        script = str(Path(__file__).resolve())  # this file, run as an isolated backend
+        argv = [sys.executable, script, "--job", str(job_file), "--out", str(out_file)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             argv,
@@ -302,9 +367,8 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _main(argv: list[str]) -> int:
+def _run_job(job_file: str, out_file: str) -> int:
     """Entry of an isolated backend: JOB_JSON (the config and run_backend's arguments) OUT_JSON."""
-    job_file, out_file = argv
     job = json.loads(Path(job_file).read_text())
     config = config_from_dict(job.pop("config"))
     torch.set_default_dtype(getattr(torch, config.dtype))
@@ -312,5 +376,52 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/benchmark.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--out", required=True, help="JSON file for the timings")
+    parser.add_argument("--backends", default="e3nn,e3nn+graph,stock")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--stock-epochs", type=int, default=3, help="epochs of mace_run_train")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per backend")
+    parser.add_argument(
+        "--no-isolate", action="store_true", help="all backends in this process (no time limit)"
+    )
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # an isolated backend's JOB_JSON
+    args = parser.parse_args(argv)
+    if args.job:
+        return _run_job(args.job, args.out)
+    try:
+        overrides = {}
+        for pair in args.set:
+            if "=" not in pair:
+                raise ValueError(f"--set expects key=value, got {pair!r}")
+            key, value = pair.split("=", 1)
+            overrides[key] = parse_value(value)
+        config = make_config(args.profile, overrides)
+        if args.stock_epochs < 2:
+            raise ValueError(f"--stock-epochs {args.stock_epochs}: give at least 2 epochs")
+        result = benchmark(
+            config,
+            args.backends.split(","),
+            args.steps,
+            args.out,
+            isolate=not args.no_isolate,
+            timeout_s=args.timeout,
+            stock_epochs=args.stock_epochs,
+            verbose=True,
+        )
+    except (ValueError, RMD17DataError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary_table(result))
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main())
