@@ -55,7 +55,7 @@ from acecourse.training.config import (
     TrainConfig,
     config_from_dict,
     make_config,
-    parse_value,
+    parse_settings,
 )
 from acecourse.training.data import Z_TABLE, make_batches
 from acecourse.training.model import build_model, to_cueq
@@ -397,13 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.job:
         return _run_job(args.job, args.out)
     try:
-        overrides = {}
-        for pair in args.set:
-            if "=" not in pair:
-                raise ValueError(f"--set expects key=value, got {pair!r}")
-            key, value = pair.split("=", 1)
-            overrides[key] = parse_value(value)
-        config = make_config(args.profile, overrides)
+        config = make_config(args.profile, parse_settings(args.set))
         if args.stock_epochs < 2:
             raise ValueError(f"--stock-epochs {args.stock_epochs}: give at least 2 epochs")
         result = benchmark(

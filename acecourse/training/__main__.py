@@ -29,18 +29,8 @@ import shlex
 import sys
 
 from acecourse.data.rmd17 import RMD17DataError
-from acecourse.training.config import PROFILES, make_config, parse_value
+from acecourse.training.config import PROFILES, make_config, parse_settings
 from acecourse.training.trainer import TrainingError, train  # the package imports them
-
-
-def _overrides(pairs: list[str]) -> dict:
-    result = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        result[key] = parse_value(value)
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps({**paths, "mace_run_train": shlex.join(args_stock)}, indent=2))
             return 0
-        config = make_config(args.profile, _overrides(args.set))
+        config = make_config(args.profile, parse_settings(args.set))
         result = train(config, args.out, resume=not args.no_resume, command=command)
     except (ValueError, RMD17DataError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)

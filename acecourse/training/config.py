@@ -185,12 +185,19 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def parse_value(text: str) -> Any:
-    """Parse a ``--set`` value: JSON where possible (numbers, lists, null, true), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """The overrides of ``--set KEY=VALUE ...``: each value JSON where possible (numbers, lists,
+    null, true), else a string."""
+    result = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
 
 
 def _plain(value: Any) -> Any:

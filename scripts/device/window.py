@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from acecourse.data.rmd17 import RMD17DataError
-from acecourse.training.config import TrainConfig, make_config, parse_value
+from acecourse.training.config import TrainConfig, make_config, parse_settings
 from acecourse.training.evaluate import evaluate_float64
 from acecourse.training.report import CHAIN, read_chain
 from acecourse.training.schedules import time_plan
@@ -309,12 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "window":
-            overrides = {}
-            for pair in args.set:
-                if "=" not in pair:
-                    raise ValueError(f"--set expects key=value, got {pair!r}")
-                key, value = pair.split("=", 1)
-                overrides[key] = parse_value(value)
+            overrides = parse_settings(args.set)
             command = " ".join(["python scripts/device/window.py", *sys.argv[1:]])
             result = run_window(args.out, until=args.until, profile=args.profile,
                                 overrides=overrides, epochs=args.epochs, reserve_s=args.reserve,
