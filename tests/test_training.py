@@ -357,11 +357,11 @@ def test_benchmark_times_real_training_steps(tmp_path):
 
 
 def test_read_metrics_gives_one_record_per_epoch_also_for_one_epoch(tmp_path):
-    from acecourse.training.trainer import METRIC_FIELDS, _write_metrics_csv, read_metrics
+    from acecourse.training.trainer import METRIC_FIELDS, read_metrics, write_metrics_csv
 
     rows = [{k: float(e + 1) * (i + 1) for i, k in enumerate(METRIC_FIELDS)} for e in range(3)]
     for n in (1, 3):
-        _write_metrics_csv(rows[:n], tmp_path / "metrics.csv")
+        write_metrics_csv(rows[:n], tmp_path / "metrics.csv")
         metrics = read_metrics(tmp_path)
         assert metrics.shape == (n,) and metrics.dtype.names == tuple(METRIC_FIELDS)
         assert [float(metrics[k][-1]) for k in METRIC_FIELDS] == [rows[n - 1][k] for k in METRIC_FIELDS]

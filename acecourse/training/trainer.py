@@ -184,7 +184,7 @@ def write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _write_metrics_csv(history: list[dict], path: Path) -> None:
+def write_metrics_csv(history: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         writer.writeheader()
@@ -566,7 +566,7 @@ def save_checkpoint(run: Run) -> None:
     """
     run.session["end_epoch"] = run.epoch
     run.session["wall_time_s"] = time.perf_counter() - run.t_session
-    _write_metrics_csv(run.history, run.out / "metrics.csv")
+    write_metrics_csv(run.history, run.out / "metrics.csv")
     write_run_json(run, "running")
     if not run.checkpoints:
         return
