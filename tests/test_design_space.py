@@ -47,3 +47,11 @@ def test_the_committed_sweep_has_every_point_with_every_seed():
     names = {sweep_script.point_name(p) for p in sweep_script.design_points()}
     seen = {(r["name"], r["seed"]) for r in artifact["points"]}
     assert seen == {(n, s) for n in names for s in artifact["seeds"]}
+
+
+def test_step_cpu_ms_times_every_point_by_name():
+    points = [sweep_script.BASE, {**sweep_script.BASE, "num_interactions": 1}]
+    budget = {**sweep_script.BUDGET, "n_train": 50}
+    times = sweep_script.step_cpu_ms(points, budget, rounds=3, warmup=1)
+    assert list(times) == ["nu2_T2_L1", "nu2_T1_L1"]
+    assert all(0 < t["min_ms"] <= t["median_ms"] for t in times.values())

@@ -6,12 +6,13 @@ import json
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark import benchmark  # scripts/benchmark.py (conftest: on the path)
+from benchmark import main as benchmark_main
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
@@ -20,10 +21,6 @@ from acecourse.training.config import config_from_dict
 from acecourse.training.data import LoaderBatches, StaticBatches, to_atomic_data
 from acecourse.training.steps import EMA, Fields, StepRunner
 from acecourse.training.trainer import TrainingError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from benchmark import benchmark  # scripts/benchmark.py
-from benchmark import main as benchmark_main
 
 TINY = {
     "n_train": 10,

@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 
 from acecourse.data.rmd17 import load_rmd17_ethanol
 from acecourse.training import make_config, train
+from acecourse.training.__main__ import main
 from acecourse.training.config import TrainConfig
 from acecourse.training.data import make_batches, to_atomic_data
 from acecourse.training.report import CHAIN, read_chain
@@ -46,6 +47,7 @@ from acecourse.training.trainer import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "device"))
+from benchmark import main as benchmark_main  # scripts/benchmark.py (conftest: on the path)
 from window import (  # scripts/device/window.py
     LANDED_SETTINGS,
     WINDOW_FILES,
@@ -55,9 +57,6 @@ from window import (  # scripts/device/window.py
     write_chain,
 )
 from window import main as window_main
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from benchmark import main as benchmark_main  # scripts/benchmark.py
 
 TINY = {  # the ci profile's model, data and test frames; fewer training and validation frames
     "n_train": 10,
@@ -594,6 +593,19 @@ def test_window_cli_needs_a_time_or_epochs(tmp_path, capsys):
     assert benchmark_main(["--out", str(tmp_path / "b.json"), "--stock-epochs", "1"]) == 2
     assert "--stock-epochs 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_every_command_line_rejects_a_setting_without_a_value(tmp_path, capsys):
+    """The three ``--set KEY=VALUE`` parsers are one (``config.parse_settings``)."""
+    runs = [
+        (main, ["train", "--out", str(tmp_path / "t"), "--set", "lr"]),
+        (benchmark_main, ["--out", str(tmp_path / "b.json"), "--set", "lr"]),
+        (window_main, ["window", "--out", str(tmp_path / "o"), "--epochs", "1", "--set", "lr"]),
+    ]
+    for command, argv in runs:
+        assert command(argv) == 2
+        assert capsys.readouterr().err.strip() == "error: --set expects key=value, got 'lr'"
+    assert list(tmp_path.iterdir()) == []  # nothing was written
 
 
 def test_window_settings_are_checked():
