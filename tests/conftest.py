@@ -8,8 +8,8 @@ the same session.  The terminal summary prints the wall time of each stage and o
 Environment
 -----------
 ACECOURSE_TOC
-    Table of contents to test instead of ``_toc.yml`` (development only; see
-    ``scripts/toc_existing.py``).
+    Table of contents to test instead of ``_toc.yml`` (development only: a shorter copy of it
+    tests a subset of the chapters).
 ACECOURSE_CELL_TIMEOUT
     Per-cell timeout of notebook execution in seconds (default 1200).
 ACECOURSE_TEST_THREADS
