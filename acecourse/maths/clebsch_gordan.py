@@ -74,7 +74,8 @@ def clebsch_gordan_squared_exact(
         return 0, Fraction(0)
     f = math.factorial
     prefactor = Fraction(
-        (2 * L + 1) * f(L + l1 - l2) * f(L - l1 + l2) * f(l1 + l2 - L), f(l1 + l2 + L + 1)
+        (2 * L + 1) * f(L + l1 - l2) * f(L - l1 + l2) * f(l1 + l2 - L),
+        f(l1 + l2 + L + 1),
     ) * (f(L + M) * f(L - M) * f(l1 - m1) * f(l1 + m1) * f(l2 - m2) * f(l2 + m2))
     total = Fraction(0)
     k_min = max(0, l2 - L - m1, l1 - L + m2)
