@@ -131,6 +131,8 @@ class InteractiveFigure:
         Height of the interactive view in pixels.
     tight
         Crop the static image to its content (``bbox_inches="tight"``, which draws it twice).
+    dpi
+        Pixels per inch of the static image.
     """
 
     figure: object
@@ -138,12 +140,16 @@ class InteractiveFigure:
     alt: str
     height: int = 560
     tight: bool = True
+    dpi: int = 110
     _png: bytes | None = field(default=None, repr=False)
 
-    def png(self, dpi: int = 110) -> bytes:
-        """The static rendering as PNG bytes (made once, with matplotlib's Agg backend)."""
+    def png(self, dpi: int | None = None) -> bytes:
+        """The static rendering as PNG bytes (made once, with matplotlib's Agg backend), at
+        ``dpi`` (default :attr:`dpi`)."""
         if self._png is None:
             from matplotlib.figure import Figure  # not pyplot: nothing for a notebook to show
+
+            dpi = dpi or self.dpi
 
             static = Figure(figsize=(6.4, 4.8), dpi=dpi)
             self.draw_static(static)
@@ -404,9 +410,13 @@ def spherical_harmonics_figure(
         :math:`\hat{\mathbf r}` is :math:`|Y_l^m(\hat{\mathbf r})|` (the course's real
         harmonics: orthonormal, no Condon-Shortley phase, :math:`Y_{1,-1}, Y_{10}, Y_{11}
         \propto y, z, x`); its colour is :math:`Y_l^m` itself, blue positive and orange negative.
-        The static image is a grid of the harmonics up to :math:`l = 3`.
+        The static image is a grid of the harmonics up to :math:`l = 3`, as wide as the
+        website's column (7.4 in) and exported at the course's scale
+        (:data:`acecourse.plotting.EXPORT_SCALE` pixels per CSS px), its titles in 10 pt.
     """
     import plotly.graph_objects as go
+
+    from acecourse.plotting import DISPLAY_DPI, EXPORT_SCALE
 
     if not 0 <= l_max <= 6:
         raise ValueError(f"l_max must be between 0 and 6, got {l_max}")
@@ -448,7 +458,9 @@ def spherical_harmonics_figure(
         "for m = 0, two lobes along z with a ring around the middle; l = 3 has six or more lobes."
     )
     draw_static = partial(_draw_harmonics_grid, min(l_max, 3))
-    return InteractiveFigure(go.Figure(data=traces, layout=layout), draw_static, alt, tight=False)
+    figure = go.Figure(data=traces, layout=layout)
+    dpi = DISPLAY_DPI * EXPORT_SCALE  # shown at the column's 7.4 in = 740 CSS px
+    return InteractiveFigure(figure, draw_static, alt, tight=False, dpi=dpi)
 
 
 def _draw_harmonics_grid(l_max: int, static) -> None:
@@ -458,7 +470,8 @@ def _draw_harmonics_grid(l_max: int, static) -> None:
     unit = _sphere_grid(25)
     values = real_spherical_harmonics(l_max, unit)
     columns = 2 * l_max + 1
-    static.set_size_inches(1.35 * columns, 1.45 * (l_max + 1))
+    width = 7.4  # the website's column at the course's 100 CSS px per inch
+    static.set_size_inches(width, width / columns * 1.12 * (l_max + 1))
     colormap = colors.LinearSegmentedColormap.from_list("sign", [c for _, c in SIGN_COLORSCALE])
     for deg in range(l_max + 1):
         lim = 0.8 * np.abs(values[..., deg * deg : (deg + 1) ** 2]).max()
@@ -479,8 +492,8 @@ def _draw_harmonics_grid(l_max: int, static) -> None:
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
             ax.set_box_aspect((1, 1, 1))
             ax.set_axis_off()
-            ax.set_title(f"$Y_{{{deg}}}^{{{order}}}$", fontsize=9, pad=-4)
-    static.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0, hspace=0.05)
+            ax.set_title(f"$Y_{{{deg}}}^{{{order}}}$", fontsize=10, pad=-4)
+    static.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0, hspace=0.12)
 
 
 # --------------------------------------------------------------------------- neighbour density

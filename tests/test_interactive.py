@@ -81,6 +81,22 @@ def test_harmonic_menu_shows_exactly_one_surface(harmonics) -> None:
         assert button.label == f"l = {l}, m = {index - l * l - l}"
 
 
+def test_harmonics_fallback_fills_the_column_with_legible_titles(harmonics) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from acecourse.plotting import DISPLAY_DPI, EXPORT_SCALE, smallest_text_points
+
+    # 7.4 in (the 740 CSS px column) at the export scale: shown at 740 px, 1 pt = 100/72 px
+    width, _ = np.frombuffer(harmonics.png()[16:24], dtype=">u4")
+    assert width == round(7.4 * DISPLAY_DPI * EXPORT_SCALE)
+    static = Figure()
+    FigureCanvasAgg(static)
+    harmonics.draw_static(static)
+    static.canvas.draw()
+    assert smallest_text_points(static) >= 10  # its scripts, at 70 %, are 9.7 CSS px
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"l_max": 7}, {"l_max": 2, "l": 3}, {"l": 1, "m": 2}, {"resolution": 5}]
 )
