@@ -558,6 +558,9 @@ def neighbour_density_figure(
         chooses the centre.
     """
     import plotly.graph_objects as go
+    from ase.formula import Formula
+
+    from acecourse.plotting import DISPLAY_DPI, EXPORT_SCALE
 
     positions, numbers = _check_molecule(positions, numbers)
     n_atoms = len(positions)
@@ -605,7 +608,7 @@ def neighbour_density_figure(
                 colorscale="RdBu_r",
                 opacity=0.3,
                 showscale=True,
-                colorbar={"title": {"text": "density"}, "len": 0.6, "thickness": 12},
+                colorbar={"title": {"text": "neighbours per sr"}, "len": 0.6, "thickness": 12},
                 hovertemplate="density %{surfacecolor:.2f}<extra></extra>",
             ),
         ]
@@ -617,23 +620,33 @@ def neighbour_density_figure(
     draw_static = partial(
         _draw_neighbour_density, positions, colors, radii, pairs, centre, cutoff, l_max
     )
+    n_outside = n_atoms - 1 - len(inside_first)
+    formula = Formula.from_list(symbols).format("hill")
     alt = (
-        f"A molecule of {n_atoms} atoms ({''.join(sorted(set(symbols)))}) drawn as balls and "
-        f"sticks, with a translucent sphere of radius {cutoff:g} Å centred on atom "
-        f"{labels[centre]}. The {len(inside_first)} atoms inside the sphere "
-        f"({', '.join(inside_first) or 'none'}) are drawn large and joined to the centre by "
-        "dashed lines; atoms outside are small and grey. The sphere is coloured by the angular "
-        f"density of the neighbours' directions truncated at l = {l_max}: red patches mark the "
-        "directions in which neighbours lie, blue the ripples of the truncation in between."
+        f"A molecule of {n_atoms} atoms ({formula}) drawn as balls and sticks, with "
+        f"a translucent sphere of radius {cutoff:g} Å centred on atom {labels[centre]}. The "
+        f"{len(inside_first)} atoms inside the sphere ({', '.join(inside_first) or 'none'}) "
+        "are drawn large and joined to the centre by dashed lines"
+        + (f"; the {n_outside} atoms outside are small and grey. " if n_outside else ". ")
+        + "The sphere is coloured by the angular density of the neighbours' directions "
+        f"truncated at l = {l_max}: red patches mark the directions in which neighbours lie, "
+        "blue the ripples of the truncation in between."
     )
-    return InteractiveFigure(go.Figure(data=traces, layout=layout), draw_static, alt)
+    dpi = DISPLAY_DPI * EXPORT_SCALE  # shown at the column's 7.4 in = 740 CSS px
+    return InteractiveFigure(
+        go.Figure(data=traces, layout=layout), draw_static, alt, tight=False, dpi=dpi
+    )
 
 
 def _draw_neighbour_density(positions, colors, radii, pairs, centre, cutoff, l_max, static):
     """Matplotlib: the first centre's view of :func:`neighbour_density_figure` (PNG fallback)."""
     from matplotlib import colormaps
 
-    ax = static.add_subplot(projection="3d")
+    static.set_size_inches(7.4, 6.0)  # the website's column, at the course's export scale
+    static.subplots_adjust(0, 0.05, 0.93, 1.02)
+    # the painter's order: sphere, then sticks and dashes, then atoms (matplotlib's own depth
+    # sort would hide the dashes behind the translucent sphere)
+    ax = static.add_subplot(projection="3d", computed_zorder=False)
     _, inside, sphere, density = _neighbourhood(positions, centre, cutoff, l_max, 31)
     ax.plot_surface(
         *np.moveaxis(sphere, -1, 0),
@@ -643,11 +656,12 @@ def _draw_neighbour_density(positions, colors, radii, pairs, centre, cutoff, l_m
         linewidth=0,
         alpha=0.35,
         shade=False,
+        zorder=1,
     )
     for i, j in pairs:
-        ax.plot(*positions[[i, j]].T, color="0.45", lw=2)
+        ax.plot(*positions[[i, j]].T, color="0.45", lw=2, zorder=2)
     for j in np.nonzero(inside)[0]:
-        ax.plot(*positions[[centre, j]].T, color="#E69F00", lw=1, ls="--")
+        ax.plot(*positions[[centre, j]].T, color="#E69F00", lw=1.5, ls="--", zorder=2)
     big = inside | (np.arange(len(positions)) == centre)
     ax.scatter(
         *positions[big].T,
@@ -655,9 +669,10 @@ def _draw_neighbour_density(positions, colors, radii, pairs, centre, cutoff, l_m
         c=[colors[i] for i in np.nonzero(big)[0]],
         edgecolor="k",
         depthshade=False,
+        zorder=3,
     )
     if (~big).any():
-        ax.scatter(*positions[~big].T, s=30, c="0.7", edgecolor="k", depthshade=False)
+        ax.scatter(*positions[~big].T, s=30, c="0.7", edgecolor="k", depthshade=False, zorder=3)
     _static_cube(ax, positions[centre][:, None] + np.array([-cutoff, cutoff]))
 
 

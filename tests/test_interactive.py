@@ -155,6 +155,10 @@ def test_neighbour_density_colour_is_the_truncated_density(density) -> None:
     colour = _array(density.figure.data[4 * 2 + 3].surfacecolor)
     np.testing.assert_allclose(colour, expected, atol=F32 * np.abs(expected).max())
     assert "O1" in density.alt and "2 Å" in density.alt
+    n_outside = len(ETHANOL) - 1 - inside.sum()  # the fixture's cutoff leaves some out
+    assert "(C2H6O)" in density.alt and f"the {n_outside} atoms outside" in density.alt
+    whole = interactive.neighbour_density_figure(ETHANOL.positions, ETHANOL.numbers, resolution=9)
+    assert "outside" not in whole.alt  # 5 Å holds the whole molecule
 
 
 @pytest.mark.parametrize(
