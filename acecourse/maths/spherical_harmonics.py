@@ -282,21 +282,21 @@ def sphere_quadrature(degree: int) -> tuple[np.ndarray, np.ndarray]:
 def _e3nn_to_course(l: int) -> np.ndarray:
     from acecourse.maths.wigner import wigner_D
 
-    P = wigner_D(l, E3NN_AXIS_PERMUTATION.T)
-    P.setflags(write=False)
-    return P
+    B = wigner_D(l, E3NN_AXIS_PERMUTATION.T)
+    B.setflags(write=False)
+    return B
 
 
 def e3nn_to_course_basis(l: int, normalization: str = "integral") -> np.ndarray:
-    r"""Matrix ``P`` (2l+1, 2l+1) with ``course_Y_l(r) = P @ e3nn_Y_l(r)``.
+    r"""Matrix ``B`` (2l+1, 2l+1) with ``course_Y_l(r) = B @ e3nn_Y_l(r)``.
 
     Derivation: e3nn 0.4's harmonics are ours in a frame whose polar axis is y,
     ``e3nn_Y_l(r) = course_Y_l(Q r)`` with the cyclic permutation ``Q (x, y, z) = (z, x, y)``
     (a proper rotation, :data:`E3NN_AXIS_PERMUTATION`).  Hence
-    ``e3nn_Y_l = D_l(Q) course_Y_l`` and ``P = D_l(Q)^T = D_l(Q^T)``, an orthogonal matrix.
+    ``e3nn_Y_l = D_l(Q) course_Y_l`` and ``B = D_l(Q)^T = D_l(Q^T)``, an orthogonal matrix.
     For ``l = 1``, e3nn's components are ``sqrt(3/4pi) (x, y, z)`` of the input vector and ours
-    are ``sqrt(3/4pi) (y, z, x)``, so ``P_1`` is the permutation matrix
-    ``[[0, 1, 0], [0, 0, 1], [1, 0, 0]]``.  For ``l >= 2`` ``P_l`` is *not* a signed permutation
+    are ``sqrt(3/4pi) (y, z, x)``, so ``B_1`` is the permutation matrix
+    ``[[0, 1, 0], [0, 0, 1], [1, 0, 0]]``.  For ``l >= 2`` ``B_l`` is *not* a signed permutation
     (e.g. our ``Y_20 ∝ 3z^2 - 1`` is ``-1/2`` e3nn's ``Y_20 ∝ 3y^2 - 1`` plus
     ``sqrt(3)/2`` its ``∝ z^2 - x^2`` component).
 
@@ -311,11 +311,11 @@ def e3nn_to_course_basis(l: int, normalization: str = "integral") -> np.ndarray:
     -------
     array (2l+1, 2l+1), float64
     """
-    P = _e3nn_to_course(l).copy()
+    B = _e3nn_to_course(l).copy()
     if normalization == "integral":
-        return P
+        return B
     if normalization == "component":
-        return P / math.sqrt(4.0 * math.pi)
+        return B / math.sqrt(4.0 * math.pi)
     raise ValueError(
         f"e3nn_to_course_basis: normalization must be 'integral' or 'component', got {normalization!r}"
     )

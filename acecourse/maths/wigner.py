@@ -63,7 +63,7 @@ def wigner_D(l: int, R: np.ndarray) -> np.ndarray:
 def wigner_D_e3nn(l: int, R: np.ndarray, parity: int = 1) -> np.ndarray:
     """e3nn's ``Irrep(l, parity).D_from_matrix(R)`` converted to the course basis.
 
-    With ``P = e3nn_to_course_basis(l)``, ``D_course = P @ D_e3nn @ P.T``.  A cross-check of
+    With ``B = e3nn_to_course_basis(l)``, ``D_course = B @ D_e3nn @ B.T``.  A cross-check of
     :func:`wigner_D` used in the tests and notebooks (needs e3nn).
     """
     import torch
@@ -72,8 +72,8 @@ def wigner_D_e3nn(l: int, R: np.ndarray, parity: int = 1) -> np.ndarray:
     from acecourse.maths.spherical_harmonics import e3nn_to_course_basis
 
     d = o3.Irrep(l, parity).D_from_matrix(torch.as_tensor(np.asarray(R), dtype=torch.float64))
-    P = e3nn_to_course_basis(l)
-    return P @ d.numpy() @ P.T
+    B = e3nn_to_course_basis(l)
+    return B @ d.numpy() @ B.T
 
 
 def wigner_small_d(l: int, beta: float) -> np.ndarray:
