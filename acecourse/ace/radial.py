@@ -48,7 +48,9 @@ def polynomial_envelope(r: torch.Tensor, r_cut: float, p: int = 6) -> torch.Tens
     return torch.where(u < 1.0, f, torch.zeros_like(f))
 
 
-def bessel_radial_basis(r: torch.Tensor, n_max: int, r_cut: float, p: int = 6) -> torch.Tensor:
+def bessel_radial_basis(
+    r: torch.Tensor, n_max: int, r_cut: float, p: int = 6
+) -> torch.Tensor:
     r"""Bessel radial basis :math:`R_n(r)` with polynomial envelope, shape ``(*r.shape, n_max)``.
 
     Parameters
