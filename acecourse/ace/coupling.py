@@ -78,7 +78,8 @@ def path_tensor(ls: tuple[int, ...], path: tuple[int, ...]) -> np.ndarray:
     for t in range(1, nu - 1):
         cg = coupling_tensor(degrees[t - 1], ls[t], degrees[t])  # (M_{t-1}, m_t, M_t)
         tensor = np.tensordot(tensor, cg, axes=([-1], [0]))
-    # tensor indices (m_1, ..., m_{nu-1}, M_{nu-1}); contract M_{nu-1} with m_nu: identity
+    # tensor indices (m_1, ..., m_{nu-1}, M_{nu-1});
+    # contracting M_{nu-1} with m_nu is the identity
     return tensor
 
 
