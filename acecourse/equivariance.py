@@ -200,10 +200,14 @@ def check_equivariance(
         expected = reference @ d_matrix.T
         return float((out - expected).abs().max())
 
-    rotations = random_orthogonal_matrices(n_trials, generator, include_reflections=False)
+    rotations = random_orthogonal_matrices(
+        n_trials, generator, include_reflections=False
+    )
     errors["rotation"] = max(transformed_error(q) for q in rotations)
     if reflections:
-        improper = -random_orthogonal_matrices(n_trials, generator, include_reflections=False)
+        improper = -random_orthogonal_matrices(
+            n_trials, generator, include_reflections=False
+        )
         errors["reflection"] = max(transformed_error(q) for q in improper)
     if translations:
         shifts = torch.as_tensor(
@@ -257,10 +261,13 @@ def assert_equivariant(
     errors = check_equivariance(fn, positions, species, irreps_out, **kwargs)
     failed = {kind: err for kind, err in errors.items() if not err <= atol}
     if failed:
-        detail = ", ".join(f"{kind} error {err:.2e}" for kind, err in failed.items())
+        lines = [
+            f"  {kind:12s} error {err:.2e}" + ("  > atol" if kind in failed else "")
+            for kind, err in errors.items()
+        ]
         raise AssertionError(
-            f"fn is not equivariant as irreps {o3.Irreps(irreps_out)}: {detail} > atol {atol:.0e} "
-            f"(all errors: {', '.join(f'{k}={v:.1e}' for k, v in errors.items())})"
+            f"fn is not equivariant as irreps {o3.Irreps(irreps_out)} (atol {atol:.0e}):\n"
+            + "\n".join(lines)
         )
     return errors
 
