@@ -12,9 +12,9 @@ For two features ``x`` (irreps ``irreps_in1``) and ``y`` (irreps ``irreps_in2``)
 ``w = u``, channel-wise ("uvu").  ``C`` is :func:`acecourse.maths.clebsch_gordan.real_coupling_tensor`
 (unit Frobenius norm) moved to e3nn's basis:
 
-.. math:: C^{e3nn}_{abc} = s \sum_{ijk} C_{ijk} P^{l_1}_{ia} P^{l_2}_{jb} P^{L}_{kc},
+.. math:: C^{e3nn}_{abc} = s \sum_{ijk} C_{ijk} B^{l_1}_{ia} B^{l_2}_{jb} B^{L}_{kc},
 
-with ``P = e3nn_to_course_basis(l)`` (orthogonal: ``course = P @ e3nn``) and ``s = ±1`` the
+with ``B = e3nn_to_course_basis(l)`` (orthogonal: ``course = B @ e3nn``) and ``s = ±1`` the
 overall sign of e3nn's ``wigner_3j`` relative to ours (an arbitrary convention, read off once
 by :func:`e3nn_coupling_tensor`).
 
@@ -48,8 +48,8 @@ from acecourse.maths.spherical_harmonics import e3nn_to_course_basis
 @cache
 def _e3nn_coupling(l1: int, l2: int, L: int) -> tuple[np.ndarray, int]:
     C = real_coupling_tensor(l1, l2, L)
-    P1, P2, PL = (e3nn_to_course_basis(l) for l in (l1, l2, L))
-    rotated = np.einsum("ijk,ia,jb,kc->abc", C, P1, P2, PL)
+    B1, B2, BL = (e3nn_to_course_basis(l) for l in (l1, l2, L))
+    rotated = np.einsum("ijk,ia,jb,kc->abc", C, B1, B2, BL)
     with default_dtype(torch.float64):
         reference = o3.wigner_3j(l1, l2, L).numpy()
     sign = 1 if np.sum(rotated * reference) > 0 else -1
