@@ -609,7 +609,7 @@ def neighbour_density_figure(
                 opacity=0.3,
                 showscale=True,
                 colorbar={"title": {"text": "neighbours per sr"}, "len": 0.6, "thickness": 12},
-                hovertemplate="density %{surfacecolor:.2f}<extra></extra>",
+                hovertemplate="%{surfacecolor:.2f} neighbours per sr<extra></extra>",
             ),
         ]
         options.append((f"centre {labels[c]}", title, (first, len(traces))))
