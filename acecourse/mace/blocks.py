@@ -331,7 +331,10 @@ class SymmetricContraction(torch.nn.Module):
             self.weights.append(ws)
 
     def forward(self, a: torch.Tensor, element: torch.Tensor) -> torch.Tensor:
-        """``a``: ``(n, C, (l_max+1)**2)``, ``element``: ``(n,)`` indices → ``(n, irreps_out.dim)``."""
+        """The message ``m``: ``(n, irreps_out.dim)``.
+
+        ``a``: ``(n, C, (l_max+1)**2)``; ``element``: ``(n,)`` element indices.
+        """
         outputs = []
         for j, (ws, (_, ir_out)) in enumerate(zip(self.weights, self.irreps_out)):
             out = a.new_zeros(a.shape[0], self.num_channels, ir_out.dim)
@@ -341,9 +344,11 @@ class SymmetricContraction(torch.nn.Module):
                 acc = None
                 for nu in range(self.correlation, 0, -1):
                     # U w: (C, M, i_1, ..., i_nu)
-                    uw = torch.einsum("...k,kc->c...", self.u_tensor(j, nu), ws[nu - 1][e])
+                    u = self.u_tensor(j, nu)
+                    uw = torch.einsum("...k,kc->c...", u, ws[nu - 1][e])
                     t = uw.unsqueeze(0) if acc is None else uw.unsqueeze(0) + acc
-                    # contract the last A index: (n, C, M, i_1..i_nu) -> (n, C, M, i_1..i_{nu-1})
+                    # contract the last A index:
+                    # (n, C, M, i_1..i_nu) -> (n, C, M, i_1..i_{nu-1})
                     acc = torch.einsum("nc...i,nci->nc...", t, ae)
                 out = out.index_put((mask.nonzero()[:, 0],), acc)
             outputs.append(out.reshape(a.shape[0], -1))

@@ -126,18 +126,21 @@ class CourseMACE(torch.nn.Module):
         element
             ``(n_nodes,)`` integer index into ``config.atomic_numbers``.
         edge_index
-            ``(2, n_edges)``: row 0 senders (neighbours ``j``), row 1 receivers (centres ``i``).
+            ``(2, n_edges)``: row 0 senders (neighbours ``j``), row 1 receivers
+            (centres ``i``).
         batch
             ``(n_nodes,)`` graph index of each node (default: one graph).
         intermediates
-            If a dict is given, every intermediate tensor is stored in it under a readable name.
+            If a dict is given, every intermediate tensor is stored in it under a
+            readable name.
 
         Returns
         -------
         dict
-            ``energy`` ``(n_graphs,)`` eV, ``node_energy`` ``(n_nodes,)`` eV (E0 included),
-            ``node_interaction_energy`` ``(n_nodes,)`` eV (scaled and shifted, without E0),
-            ``forces`` ``(n_nodes, 3)`` eV/Å (``-dE/dr``) when ``compute_forces``.
+            ``energy`` ``(n_graphs,)`` eV; ``node_energy`` ``(n_nodes,)`` eV (E0
+            included); ``node_interaction_energy`` ``(n_nodes,)`` eV (scaled and
+            shifted, without E0); ``forces`` ``(n_nodes, 3)`` eV/Å (``-dE/dr``) when
+            ``compute_forces``.
         """
         keep = intermediates if intermediates is not None else {}
         if batch is None:
@@ -145,7 +148,8 @@ class CourseMACE(torch.nn.Module):
         num_graphs = int(batch.max()) + 1
         if compute_forces and not positions.requires_grad:
             positions = positions.clone().requires_grad_(True)
-        onehot = torch.nn.functional.one_hot(element, self.config.num_elements).to(positions.dtype)
+        onehot = torch.nn.functional.one_hot(element, self.config.num_elements)
+        onehot = onehot.to(positions.dtype)
         sender, receiver = edge_index
         vectors = positions[receiver] - positions[sender]
         lengths = torch.linalg.norm(vectors, dim=-1, keepdim=True)
@@ -172,9 +176,15 @@ class CourseMACE(torch.nn.Module):
         node_energy = node_e0 + node_inter
         energy = torch.zeros(num_graphs, dtype=positions.dtype, device=positions.device)
         energy = energy.index_add(0, batch, node_energy)
-        out = {"energy": energy, "node_energy": node_energy, "node_interaction_energy": node_inter}
+        out = {
+            "energy": energy,
+            "node_energy": node_energy,
+            "node_interaction_energy": node_inter,
+        }
         if compute_forces:
-            (grad,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)
+            (grad,) = torch.autograd.grad(
+                energy.sum(), positions, create_graph=self.training
+            )
             out["forces"] = -grad
         return out
 
