@@ -654,7 +654,7 @@ def _draw_neighbour_density(positions, colors, radii, pairs, centre, cutoff, l_m
         rstride=1,
         cstride=1,
         linewidth=0,
-        alpha=0.35,
+        alpha=0.6,
         shade=False,
         zorder=1,
     )
