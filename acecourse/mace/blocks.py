@@ -343,8 +343,8 @@ class SymmetricContraction(torch.nn.Module):
                 ae = a[mask]
                 acc = None
                 for nu in range(self.correlation, 0, -1):
-                    # U w: (C, M, i_1, ..., i_nu)
                     u = self.u_tensor(j, nu)
+                    # U w: (C, M, i_1, ..., i_nu)
                     uw = torch.einsum("...k,kc->c...", u, ws[nu - 1][e])
                     t = uw.unsqueeze(0) if acc is None else uw.unsqueeze(0) + acc
                     # contract the last A index:
