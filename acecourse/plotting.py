@@ -218,3 +218,15 @@ def show_table(header, rows) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(markdown_table(header, rows)))
+
+
+def show_code(function) -> None:
+    """Print a function's source (decorators and signature too) without its docstring."""
+    import ast
+    import inspect
+    import textwrap
+
+    lines = inspect.getsource(function).splitlines()
+    docstring = ast.parse(textwrap.dedent("\n".join(lines))).body[0].body[0]
+    assert isinstance(docstring, ast.Expr)  # the first statement is the docstring
+    print("\n".join(lines[: docstring.lineno - 1] + lines[docstring.end_lineno :]))

@@ -1,5 +1,7 @@
 """The course's shared display helpers."""
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -48,3 +50,14 @@ def test_figures_go_to_the_repository_never_into_site_packages(tmp_path):
     # this working tree: the folder above the package
     assert plotting.FIGURES_DIR == plotting.repository_root() / "figures"
     assert (plotting.FIGURES_DIR.parent / "pyproject.toml").is_file()
+
+
+def test_show_code_prints_decorator_and_signature_without_the_docstring(capsys) -> None:
+    from acecourse.ace.coupling import path_tensor
+    from acecourse.plotting import show_code
+
+    show_code(path_tensor)  # decorated with @cache; a docstring of several lines
+    shown = capsys.readouterr().out
+    assert shown.startswith("@cache\ndef path_tensor(")
+    assert '"""' not in shown and "return" in shown
+    compile(textwrap.dedent(shown), "shown", "exec")  # valid Python as printed
