@@ -143,14 +143,13 @@ class InteractiveFigure:
     dpi: int = 110
     _png: bytes | None = field(default=None, repr=False)
 
-    def png(self, dpi: int | None = None) -> bytes:
-        """The static rendering as PNG bytes (made once, with matplotlib's Agg backend), at
-        ``dpi`` (default :attr:`dpi`)."""
+    def png(self) -> bytes:
+        """The static rendering as PNG bytes at :attr:`dpi` (made once, with matplotlib's Agg
+        backend)."""
         if self._png is None:
             from matplotlib.figure import Figure  # not pyplot: nothing for a notebook to show
 
-            dpi = dpi or self.dpi
-
+            dpi = self.dpi
             static = Figure(figsize=(6.4, 4.8), dpi=dpi)
             self.draw_static(static)
             buffer = io.BytesIO()
